@@ -1,0 +1,53 @@
+"""The `policylab` command line: a thin shell over the library.
+
+Each command group lives in its own module and is registered here, in the order of the loop a policy
+team lives in: write the policy, measure models against it, check the measurement with human data,
+watch the real world, report.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from policylab import __version__
+from policylab.cli import policy as policy_cmd
+from policylab.cli import workspace as workspace_cmd
+
+app = typer.Typer(
+    name="policylab",
+    help=(
+        "policylab: write AI behaviour policies as code, measure models against them, "
+        "and keep the measurement honest with human labels."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"policylab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+
+
+# 1. Policy as code
+app.command("init", rich_help_panel="Workspace")(workspace_cmd.init)
+app.add_typer(policy_cmd.app, name="policy", rich_help_panel="1. Policy as code")
+
+
+def main() -> None:
+    """Entry point of the `policylab` console script."""
+    app()

@@ -1,0 +1,74 @@
+"""Fixtures shared by every test: the real data sets beside the project, and workspaces on each backend."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from policylab.store.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("POLICYLAB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("POLICYLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The third-party data sets in ../shared/data (never copied into the repository)."""
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(
+            f"real data sets not found at {path}: set POLICYLAB_SHARED_DATA to the shared/data folder"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def example_pack() -> Path:
+    path = REPO / "examples" / "policies" / "acme" / "policy.yaml"
+    if not path.exists():
+        pytest.fail(f"the example policy pack is missing at {path}")
+    return path
+
+
+def _pg_database() -> Iterator[str]:
+    import psycopg
+
+    name = f"policylab_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the server at 127.0.0.1:5432, dropped afterwards."""
+    yield from _pg_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workspace]:
+    """A new workspace, on SQLite and on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        ws = Workspace.init(tmp_path / ".policylab")
+        yield ws
+        ws.close()
+        return
+    for url in _pg_database():
+        ws = Workspace.init(tmp_path / ".policylab", db_url=url)
+        try:
+            yield ws
+        finally:
+            ws.close()
