@@ -37,7 +37,9 @@ ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 class FunctionCall(_Strict):
     name: str
-    arguments: str = Field(description="The call's arguments as a JSON string, as the API sends them.")
+    arguments: str = Field(
+        description="The call's arguments as a JSON string, as the API sends them."
+    )
 
 
 class ToolCall(_Strict):

@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from policylab.errors import PolicylabError
 from policylab.store.workspace import Workspace
@@ -40,7 +41,8 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except PolicylabError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.render()}", highlight=False, markup=True)
+            # Escaped: field paths such as `examples[cyb-01]` would otherwise be read as Rich tags.
+            err_console.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False)
             raise typer.Exit(1) from exc
 
     return wrapper

@@ -133,10 +133,8 @@ def load_policy(path: str | Path) -> LoadedPolicy:
             parsed = None
         includes = [str(i) for i in (node.get("include") or [])]
         if parsed is None:
-            for inc in includes:  # keep checking the included files: report every problem at once
-                target = (file.parent / inc).resolve()
-                if target.exists():
-                    visit(target, is_root=False, stack=(*stack, resolved))
+            # Keep checking the included files (and that they exist): report every problem at once.
+            visit_includes(file, node, includes, (*stack, resolved))
             return
         if is_root:
             assert isinstance(parsed, PolicyFile)
@@ -149,6 +147,11 @@ def load_policy(path: str | Path) -> LoadedPolicy:
             for entry, raw_entry in zip(entries, raw, strict=True):
                 sources.add(section, str(getattr(entry, key_field)), file, raw_entry)
             merged[section].extend(entries)
+        visit_includes(file, node, includes, (*stack, resolved))
+
+    def visit_includes(
+        file: Path, node: CommentedMap, includes: list[str], stack: tuple[Path, ...]
+    ) -> None:
         for i, inc in enumerate(includes):
             target = (file.parent / inc).resolve()
             if not target.exists():
@@ -161,7 +164,7 @@ def load_policy(path: str | Path) -> LoadedPolicy:
                     )
                 )
                 continue
-            visit(target, is_root=False, stack=(*stack, resolved))
+            visit(target, is_root=False, stack=stack)
 
     visit(root, is_root=True, stack=())
     if problems or header is None:
@@ -261,7 +264,9 @@ def _problems_from(
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             message = f"unknown key `{loc[-1]}`"
             hint = (
-                f"did you mean `{close[0]}`?" if close else f"allowed keys here: {', '.join(allowed)}"
+                f"did you mean `{close[0]}`?"
+                if close
+                else f"allowed keys here: {', '.join(allowed)}"
             )
         elif kind == "missing":
             message = f"missing required key `{loc[-1]}`"

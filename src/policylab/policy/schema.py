@@ -188,11 +188,15 @@ class Example(_Model):
     @model_validator(mode="after")
     def _check(self) -> Example:
         if (self.prompt is None) == (self.messages is None):
-            raise ValueError("give exactly one of `prompt` (a string) or `messages` (a conversation)")
+            raise ValueError(
+                "give exactly one of `prompt` (a string) or `messages` (a conversation)"
+            )
         if self.response is None and (self.violates is not None or self.response_behavior):
             raise ValueError("`violates` and `response_behavior` describe a `response`: add one")
         if self.response is not None and self.violates is None:
-            raise ValueError("an example with a `response` must say whether it `violates` (true/false)")
+            raise ValueError(
+                "an example with a `response` must say whether it `violates` (true/false)"
+            )
         return self
 
     @property
@@ -233,7 +237,9 @@ class Gates(_Model):
         ),
     )
     min_items: int = Field(
-        default=30, ge=0, description="Fewer graded items than this in a tier: the gate is inconclusive."
+        default=30,
+        ge=0,
+        description="Fewer graded items than this in a tier: the gate is inconclusive.",
     )
 
 
@@ -285,7 +291,6 @@ class Policy(_Model):
     examples: list[Example] = Field(default_factory=list)
     gates: Gates = Field(default_factory=Gates)
 
-
     def canonical_json(self) -> bytes:
         """The policy as canonical JSON: the same content gives the same bytes, whatever the layout."""
         return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
@@ -321,5 +326,3 @@ class Policy(_Model):
 
     def is_under(self, category_id: str, ancestor_id: str) -> bool:
         return category_id == ancestor_id or ancestor_id in self.ancestors(category_id)
-
-

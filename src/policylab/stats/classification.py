@@ -113,7 +113,7 @@ def grader_agreement(
             hint="add them to `labels` or fix the data",
         )
     k = len(order)
-    gi = np.array([index[x] for x in g], dtype=np.intp)
+    gi = np.array([index[str(x)] for x in g], dtype=np.intp)
     pi = np.array([k if x is None else index[x] for x in p], dtype=np.intp)
     n = len(g)
     confusion = np.bincount(gi * (k + 1) + pi, minlength=k * (k + 1)).reshape(k, k + 1)

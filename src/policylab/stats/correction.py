@@ -133,7 +133,7 @@ def rogan_gladen(
         raise PolicylabError(
             f"sensitivity + specificity = {sensitivity + specificity:.3f} <= 1: the grader does no "
             "better than chance, so its rate cannot be corrected",
-            hint="improve the grader or check that positive/negative are not swapped in the gold set",
+            hint="improve the grader, or check that positive and negative are not swapped in gold",
         )
     corrected = np.clip((np.asarray(observed_rate) + specificity - 1.0) / youden, 0.0, 1.0)
     if np.ndim(corrected) == 0:

@@ -80,7 +80,9 @@ def _paired_counts(
     return counts, int((~present).sum())
 
 
-def mcnemar_exact(a: Sequence[Any] | NDArray[Any], b: Sequence[Any] | NDArray[Any]) -> McNemarResult:
+def mcnemar_exact(
+    a: Sequence[Any] | NDArray[Any], b: Sequence[Any] | NDArray[Any]
+) -> McNemarResult:
     """Exact McNemar test of equal outcome rates for models A and B on the same items.
 
     `a` and `b` are per-item booleans (True = outcome present, e.g. harmful compliance); items where
@@ -90,7 +92,9 @@ def mcnemar_exact(a: Sequence[Any] | NDArray[Any], b: Sequence[Any] | NDArray[An
     both, only_a, only_b, neither = (int(c) for c in counts)
     discordant = only_a + only_b
     statistic = min(only_a, only_b)
-    p_value = 1.0 if discordant == 0 else min(1.0, 2.0 * float(binom.cdf(statistic, discordant, 0.5)))
+    p_value = (
+        1.0 if discordant == 0 else min(1.0, 2.0 * float(binom.cdf(statistic, discordant, 0.5)))
+    )
     return McNemarResult(
         n=int(counts.sum()),
         both=both,

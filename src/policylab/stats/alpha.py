@@ -1,0 +1,251 @@
+"""Krippendorff's alpha for nominal, ordinal and interval data, with a bootstrap CI over items.
+
+Krippendorff, K. (2011). Computing Krippendorff's alpha-reliability. Annenberg School for
+Communication, University of Pennsylvania. Krippendorff, K. (2019). Content Analysis, 4th ed.
+
+    alpha = 1 - D_o / D_e,  D_o = sum_ck o_ck d2_ck / n,  D_e = sum_ck n_c n_k d2_ck / (n (n - 1))
+
+where o is the coincidence matrix of pairable values (items with at least two ratings), n_c its
+margins and n their total. Everything here is computed from the items x values count matrix N
+(sparse, one entry per item and value used) in O(ratings + values) memory, never from an
+items x values x values array:
+
+- nominal: only o's diagonal matters, o_cc = sum_u n_uc (n_uc - 1) / (m_u - 1);
+- interval (d2 = (c - k)^2): the within-item sum over ordered pairs of squared differences is
+  2 m_u S2_u - 2 S1_u^2 (S1, S2 the item's sum and sum of squares), and the expected term is
+  the same identity over all pairable values, so no values x values matrix is ever built;
+- ordinal: Krippendorff's ordinal metric d_ck = sum_{g=c..k} n_g - (n_c + n_k) / 2 equals t_k - t_c
+  with the mid-rank t_g = sum_{h<=g} n_h - n_g / 2, so ordinal alpha is interval alpha on mid-ranks.
+
+The interval is a nonparametric bootstrap over pairable items (items are resampled with
+replacement; alpha is recomputed from the resampled item statistics; percentile interval).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict
+
+from policylab.errors import PolicylabError
+from policylab.stats._long import Level, Ratings, check_level, ratings_from_frame
+
+__all__ = ["AlphaResult", "alpha_from_counts", "alpha_from_ratings", "krippendorff_alpha"]
+
+# Bootstrap replicates are processed in chunks of at most this many (replicate x item) weights.
+_CHUNK_ELEMENTS = 4_000_000
+
+
+class AlphaResult(BaseModel):
+    """Krippendorff's alpha with its bootstrap percentile interval (None when n_boot = 0)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alpha: float
+    level: Level
+    low: float | None
+    high: float | None
+    confidence: float
+    n_boot: int
+    seed: int | None
+    n_items: int
+    n_pairable_items: int
+    """Items with at least two ratings; only these carry information about agreement."""
+    n_pairable_values: int
+    observed_disagreement: float
+    expected_disagreement: float
+
+
+class _AlphaStats:
+    """Per-item sufficient statistics of the pairable items, for any weighting of items."""
+
+    def __init__(self, counts: sp.csr_array, level: Level, values: NDArray[np.float64] | None):
+        m = np.asarray(counts.sum(axis=1)).ravel()
+        keep = m >= 2
+        self.level = level
+        self.counts = counts[keep] if not keep.all() else counts
+        self.m = m[keep].astype(np.float64)
+        self.n_items = int(self.m.size)
+        if level == "nominal":
+            sq = self.counts.copy()
+            sq.data = sq.data.astype(np.float64) ** 2
+            self.a = (np.asarray(sq.sum(axis=1)).ravel() - self.m) / (self.m - 1.0)
+        elif level == "interval":
+            assert values is not None
+            # Centring keeps m*S2 - S1^2 from cancelling catastrophically for large values.
+            used = np.asarray(self.counts.sum(axis=0)).ravel() > 0
+            centre = float(values[used].mean()) if used.any() else 0.0
+            x = values - centre
+            self.s1 = self.counts @ x
+            self.s2 = self.counts @ (x * x)
+            self.q = (self.m * self.s2 - self.s1 * self.s1) / (self.m - 1.0)
+        self._counts_t = self.counts.T.tocsr()
+
+    def alpha(self, weights: NDArray[np.float64] | None = None) -> tuple[NDArray[np.float64], ...]:
+        """(alpha, D_o, D_e) per row of `weights` (replicates x items); None: every item once."""
+        w = np.ones((1, self.n_items)) if weights is None else weights
+        n = w @ self.m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.level == "nominal":
+                margins = (self._counts_t @ w.T).T
+                d_o = (n - w @ self.a) / n
+                d_e = (n * n - np.einsum("bv,bv->b", margins, margins)) / (n * (n - 1.0))
+            elif self.level == "interval":
+                t1, t2 = w @ self.s1, w @ self.s2
+                d_o = 2.0 * (w @ self.q) / n
+                d_e = 2.0 * (n * t2 - t1 * t1) / (n * (n - 1.0))
+            else:
+                margins = (self._counts_t @ w.T).T
+                ranks = np.cumsum(margins, axis=1) - margins / 2.0
+                s1 = self.counts @ ranks.T
+                s2 = self.counts @ (ranks * ranks).T
+                q = (self.m[:, None] * s2 - s1 * s1) / (self.m[:, None] - 1.0)
+                t1 = np.einsum("bv,bv->b", margins, ranks)
+                t2 = np.einsum("bv,bv->b", margins, ranks * ranks)
+                d_o = 2.0 * np.einsum("bu,ub->b", w, q) / n
+                d_e = 2.0 * (n * t2 - t1 * t1) / (n * (n - 1.0))
+            alpha = 1.0 - d_o / d_e
+        return alpha, d_o, d_e
+
+
+def _counts_from_ratings(ratings: Ratings) -> sp.csr_array:
+    ones = np.ones(ratings.item.size, dtype=np.float64)
+    coo = sp.coo_array(
+        (ones, (ratings.item, ratings.value)), shape=(ratings.n_items, ratings.n_values)
+    )
+    return coo.tocsr()
+
+
+def _result(
+    stats: _AlphaStats,
+    *,
+    n_items: int,
+    n_boot: int,
+    confidence: float,
+    seed: int | None,
+) -> AlphaResult:
+    if not 0.0 < confidence < 1.0:
+        raise PolicylabError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
+    if n_boot < 0:
+        raise PolicylabError(f"n_boot must be 0 (no interval) or more, got {n_boot}")
+    alpha, d_o, d_e = stats.alpha()
+    low = high = None
+    if n_boot > 0 and stats.n_items > 0:
+        draws = _bootstrap(stats, n_boot=n_boot, seed=seed)
+        draws = draws[np.isfinite(draws)]
+        if draws.size:
+            tail = (1.0 - confidence) / 2.0
+            lo, hi = np.quantile(draws, [tail, 1.0 - tail])
+            low, high = float(lo), float(hi)
+    return AlphaResult(
+        alpha=_finite_or_nan(alpha[0]),
+        level=stats.level,
+        low=low,
+        high=high,
+        confidence=confidence,
+        n_boot=n_boot,
+        seed=seed,
+        n_items=n_items,
+        n_pairable_items=stats.n_items,
+        n_pairable_values=int(stats.m.sum()),
+        observed_disagreement=_finite_or_nan(d_o[0]),
+        expected_disagreement=_finite_or_nan(d_e[0]),
+    )
+
+
+def _bootstrap(stats: _AlphaStats, *, n_boot: int, seed: int | None) -> NDArray[np.float64]:
+    rng = np.random.default_rng(seed)
+    u = stats.n_items
+    chunk = max(1, _CHUNK_ELEMENTS // max(u, 1))
+    out = np.empty(n_boot, dtype=np.float64)
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        picks = rng.integers(0, u, size=(b, u)) + (np.arange(b) * u)[:, None]
+        weights = np.bincount(picks.ravel(), minlength=b * u).reshape(b, u).astype(np.float64)
+        out[start : start + b] = stats.alpha(weights)[0]
+    return out
+
+
+def _finite_or_nan(x: Any) -> float:
+    value = float(x)
+    return value if math.isfinite(value) else math.nan
+
+
+def alpha_from_ratings(
+    ratings: Ratings,
+    *,
+    level: str = "nominal",
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> AlphaResult:
+    """Krippendorff's alpha of already-coded ratings (see `krippendorff_alpha`)."""
+    lvl = check_level(level)
+    values = None
+    if lvl == "interval":
+        if ratings.numeric is None:
+            raise PolicylabError("interval alpha needs numeric values")
+        values = np.asarray(ratings.domain, dtype=np.float64)
+    stats = _AlphaStats(_counts_from_ratings(ratings), lvl, values)
+    return _result(stats, n_items=ratings.n_items, n_boot=n_boot, confidence=confidence, seed=seed)
+
+
+def krippendorff_alpha(
+    frame: pd.DataFrame,
+    *,
+    item: str = "item",
+    rater: str = "rater",
+    value: str = "value",
+    level: str = "nominal",
+    order: list[Any] | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+    source: str = "data",
+) -> AlphaResult:
+    """Krippendorff's alpha of long-format ratings (one row per item, rater and value).
+
+    `level` is nominal, ordinal or interval. Ordinal labels that are not numbers need `order`
+    (lowest first). `n_boot` bootstrap replicates over items give the percentile interval at
+    `confidence` (0 skips it); `seed` makes it reproducible.
+    """
+    ratings = ratings_from_frame(
+        frame, item=item, rater=rater, value=value, level=level, order=order, source=source
+    )
+    return alpha_from_ratings(ratings, level=level, n_boot=n_boot, confidence=confidence, seed=seed)
+
+
+def alpha_from_counts(
+    counts: ArrayLike | sp.sparray | sp.spmatrix,
+    *,
+    level: str = "nominal",
+    values: ArrayLike | None = None,
+) -> float:
+    """Alpha from an items x values count matrix (how many raters gave each value to each item).
+
+    Columns are values in order (lowest first for ordinal and interval); `values` gives the
+    columns' numbers for interval data (default 0, 1, 2, ...), as in the `krippendorff` package.
+    """
+    lvl = check_level(level)
+    matrix = sp.csr_array(counts, dtype=np.float64)
+    if matrix.ndim != 2:
+        raise PolicylabError("counts must be a 2-D items x values matrix")
+    if (matrix.data < 0).any():
+        raise PolicylabError("counts must be non-negative")
+    x = None
+    if lvl == "interval":
+        x = (
+            np.arange(matrix.shape[1], dtype=np.float64)
+            if values is None
+            else np.asarray(values, dtype=np.float64)
+        )
+        if x.shape != (matrix.shape[1],):
+            raise PolicylabError(
+                f"values has {x.size} entries but counts has {matrix.shape[1]} columns"
+            )
+    return _finite_or_nan(_AlphaStats(matrix, lvl, x).alpha()[0][0])
