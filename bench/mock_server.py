@@ -1,8 +1,8 @@
 """A mock OpenAI-compatible chat completions server, for the runner benchmark and the fault tests.
 
-Every request waits `latency` seconds, then answers with a short deterministic completion. A prompt can
-script a fault for its own item with a directive in its last user message, so a test states the fault
-next to the item it affects:
+Every request waits `latency` seconds, then answers with a short deterministic completion. A prompt
+can script a fault for its own item with a directive in its last user message, so a test states the
+fault next to the item it affects:
 
     [[fault:429*2]]     the first 2 requests answer 429 with `Retry-After: 1` (then a normal answer)
     [[fault:500]]       every request answers 500 (`*N` limits it to the first N requests)
@@ -12,14 +12,15 @@ next to the item it affects:
     [[fault:hang*1]]    the first request never gets an answer (the client must time out)
     [[fault:401]]       401 Unauthorized
 
-`python bench/mock_server.py --port 0` serves in its own process and prints `PORT <n>` once listening;
-`GET /stats` reports the requests served and the server's own CPU time.
+`python bench/mock_server.py --port 0` serves in its own process and prints `PORT <n>` once
+listening; `GET /stats` reports the requests served and the server's own CPU time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import resource
 import threading
@@ -121,9 +122,13 @@ def make_app(state: MockState) -> web.Application:
                 )
             await asyncio.sleep(state.latency)
             if kind == "badjson":
-                return web.Response(body=_completion(body, prompt)[:40], content_type="application/json")
+                return web.Response(
+                    body=_completion(body, prompt)[:40], content_type="application/json"
+                )
             if kind == "html":
-                return web.Response(text="<html><body>Welcome</body></html>", content_type="text/html")
+                return web.Response(
+                    text="<html><body>Welcome</body></html>", content_type="text/html"
+                )
             if kind == "nochoices":
                 return web.json_response({"id": "x", "object": "chat.completion", "choices": []})
         await asyncio.sleep(state.latency)
@@ -131,9 +136,7 @@ def make_app(state: MockState) -> web.Application:
 
     async def stats(_request: web.Request) -> web.Response:
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        return web.json_response(
-            {"served": state.served, "cpu_s": usage.ru_utime + usage.ru_stime}
-        )
+        return web.json_response({"served": state.served, "cpu_s": usage.ru_utime + usage.ru_stime})
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
@@ -204,10 +207,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per answer")
     args = parser.parse_args()
     state = MockState(latency=args.latency, record=False)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(args.port, state))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ PLANTED = [
     "broken/extra.yaml:33:5: INFO X005",
     "broken/extra.yaml:39:5: WARNING X001",
     "broken/extra.yaml:40:16: WARNING D008",
+    "broken/extra.yaml:48:5: ERROR X006",
 ]
 
 
@@ -71,7 +72,7 @@ def test_planted_defects_are_each_reported_at_their_line(runner: CliRunner) -> N
         result.stdout
     )
     assert "    hint: did you mean `WEA.a`?" in result.stdout
-    assert "13 errors, 16 warnings, 3 info in 2 files" in result.stdout
+    assert "14 errors, 16 warnings, 3 info in 2 files" in result.stdout
 
 
 def test_planted_lines_hold_what_the_findings_name() -> None:
@@ -89,7 +90,7 @@ def test_json_format(runner: CliRunner) -> None:
     result = runner.invoke(app, ["policy", "lint", "broken/policy.yaml", "--format", "json"])
     assert result.exit_code == 1
     data = json.loads(result.stdout)
-    assert data["summary"] == {"error": 13, "warning": 16, "info": 3}
+    assert data["summary"] == {"error": 14, "warning": 16, "info": 3}
     got = [
         f"{f['file']}:{f['line']}:{f['column']}: {f['severity'].upper()} {f['code']}"
         for f in data["findings"]

@@ -413,12 +413,17 @@ def test_format_doc_example_loads(tmp_path: Path) -> None:
         target = tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
-    policy = load_policy(tmp_path / "policy.yaml").policy
+    loaded = load_policy(tmp_path / "policy.yaml")
+    policy = loaded.policy
     assert [c.id for c in policy.categories] == ["CYB", "CYB.1", "CYB.2"]
     assert policy.children("CYB") == policy.categories[1:]
     rule = policy.rule("CYB.1.a")
     assert rule is not None
     assert rule.category_id == "CYB.1"
-    assert [e.side for e in policy.examples] == ["allowed", "violating", "violating"]
+    assert [e.side for e in policy.examples] == ["allowed", "violating", "violating", "allowed"]
     assert policy.gates.decision == "upper_bound"
     assert policy.gates.min_items == 30
+    if importlib.util.find_spec("policylab.policy.lint") is not None:
+        lint_module = importlib.import_module("policylab.policy.lint")
+        findings = lint_module.lint(loaded)
+        assert [f.render() for f in findings if f.severity.value == "error"] == []

@@ -303,6 +303,9 @@ def test_example_label_contradictions(tmp_path: Path) -> None:
             ],
         ),
         _example("x5", "CYB", "refuse", response="No.", violates=False),  # X005
+        _example(
+            "x6", "CYB", "comply", response="No.", response_behavior="refuse", violates=True
+        ),  # X006
         # Consistent labels: a compliant response to a refuse request that violates; a partial
         # response that does not.
         _example(
@@ -319,6 +322,7 @@ def test_example_label_contradictions(tmp_path: Path) -> None:
         ("X003", "examples[x3].violates"),
         ("X004", "examples[x4].responses[0].behavior"),
         ("X005", "examples[x5].response"),
+        ("X006", "examples[x6].violates"),
     }
 
 

@@ -2,14 +2,16 @@
 
 A target model answers one conversation per call. Failures are typed so the runner knows what to do:
 
-- `RetryableError`: the same request may well succeed later. HTTP 429 (with the server's `Retry-After`),
-  408, 409 and 5xx; timeouts; connection errors (refused, reset, a body cut short); and a 200 whose
-  JSON body does not parse (a proxy or server glitch: retrying costs at most `max_attempts` calls).
-- `FatalModelError`: asking again gives the same answer. Other 4xx (a request the server rejects, such
-  as a context that is too long), an empty `choices` list (typically a provider-side content filter),
-  a message the model cannot take (an image for a text-only model), a replay file with no answer for
-  the item. With `stops_run=True` every other item would fail the same way (401/403 bad key, 404 wrong
-  model or URL, an HTML page where JSON was expected), so the runner stops and records nothing more.
+- `RetryableError`: the same request may well succeed later. HTTP 429 (with the server's
+  `Retry-After`), 408, 409 and 5xx; timeouts; connection errors (refused, reset, a body cut short);
+  and a 200 whose JSON body does not parse (a proxy or server glitch: retrying costs at most
+  `max_attempts` calls).
+- `FatalModelError`: asking again gives the same answer. Other 4xx (a request the server rejects,
+  such as a context that is too long), an empty `choices` list (typically a provider-side content
+  filter), a message the model cannot take (an image for a text-only model), a replay file with no
+  answer for the item. With `stops_run=True` every other item would fail the same way (401/403 bad
+  key, 404 wrong model or URL, an HTML page where JSON was expected), so the runner stops and
+  records nothing more.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class Completion:
 
 
 class ModelError(Exception):
-    """A request to a target model failed. `kind` is a short class name (`http_429`, `timeout`, ...)."""
+    """A request to a target model failed; `kind` is a short class (`http_429`, `timeout`, …)."""
 
     retryable = False
 
@@ -94,10 +96,10 @@ class FatalModelError(ModelError):
 class TargetModel(Protocol):
     """A model that answers conversations.
 
-    `name` identifies the model and its configuration (never a key): it is part of the response cache
-    key. `cacheable` is False for models whose answers are already stored (replay) or free to recompute
-    (the echo test double). `item_id`, when the caller knows it, is the item's external id: replay looks
-    answers up by it.
+    `name` identifies the model and its configuration (never a key): it is part of the response
+    cache key. `cacheable` is False for models whose answers are already stored (replay) or free to
+    recompute (the echo test double). `item_id`, when the caller knows it, is the item's external
+    id: replay looks answers up by it.
     """
 
     name: str
@@ -119,5 +121,5 @@ def canonical_messages(messages: list[ChatMessage]) -> bytes:
 
 
 def messages_digest(messages: list[ChatMessage]) -> str:
-    """The sha256 of a conversation's canonical JSON: the same conversation always has the same digest."""
+    """The sha256 of a conversation's canonical JSON: equal conversations, equal digests."""
     return hashlib.sha256(canonical_messages(messages)).hexdigest()

@@ -1,8 +1,8 @@
 """`echo`: a deterministic offline test double, not a language model.
 
-It answers every conversation with its last user message, prefixed so nobody mistakes the answer for a
-model's. Token counts are whitespace word counts, not a tokenizer's. Use it to try the pipeline (import,
-run, grade, report) without a model or a network.
+It answers every conversation with its last user message, prefixed so nobody mistakes the answer
+for a model's. Token counts are whitespace word counts, not a tokenizer's. Use it to try the
+pipeline (import, run, grade, report) without a model or a network.
 """
 
 from __future__ import annotations

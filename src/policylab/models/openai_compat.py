@@ -1,10 +1,11 @@
-"""OpenAI-compatible chat completions (OpenAI, vLLM, Ollama, llama.cpp server, most hosted providers).
+"""OpenAI-compatible chat completions: OpenAI, vLLM, Ollama, llama.cpp, most hosted providers.
 
-This speaks the wire format directly over aiohttp with orjson rather than through the `openai` SDK, on
-purpose: measured on the project's 2-core machine against a 50 ms mock server, the SDK spends 1.5–2.4 ms
-of CPU per request (even over its aiohttp transport) and caps near 400–580 requests/s, while a plain
-aiohttp client spends 0.2–0.3 ms. The runner's throughput is bounded by client CPU at high concurrency,
-so the hot path stays lean: one pooled session, bytes in and out, no per-request object models.
+This speaks the wire format directly over aiohttp with orjson rather than through the `openai` SDK,
+on purpose: measured on the project's 2-core machine against a 50 ms mock server, the SDK spends
+1.5–2.4 ms of CPU per request (even over its aiohttp transport) and caps near 400–580 requests/s,
+while a plain aiohttp client spends 0.2–0.3 ms. The runner's throughput is bounded by client CPU at
+high concurrency, so the hot path stays lean: one pooled session, bytes in and out, no per-request
+object models.
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ def _text_of(content: Any) -> str:
 class OpenAICompatModel:
     """A chat completions endpoint at `base_url` serving `model`.
 
-    One `aiohttp.ClientSession` per model, created on first use inside the running event loop, with a
-    connection pool of `max_connections` kept alive between requests; `timeout` bounds each request.
+    One `aiohttp.ClientSession` per model, created on first use inside the running event loop, with
+    a connection pool of `max_connections` kept alive between requests; `timeout` bounds each
+    request.
     """
 
     cacheable = True

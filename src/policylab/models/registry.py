@@ -1,11 +1,11 @@
 """Model spec strings, parsed into target models.
 
-    openai:<model>[@<base_url>]   an OpenAI-compatible endpoint (default https://api.openai.com/v1);
-                                  the key comes from $OPENAI_API_KEY or the variable named by
-                                  `api_key_env` (local servers may need none)
-    replay:<file.jsonl>           recorded responses
-    local:smollm2                 SmolLM2-135M-Instruct on the CPU (also local:<file.gguf | hf-folder>)
-    echo                          a deterministic offline test double (repeats the prompt)
+openai:<model>[@<base_url>]   an OpenAI-compatible endpoint (default https://api.openai.com/v1);
+                              the key comes from $OPENAI_API_KEY or the variable named by
+                              `api_key_env` (local servers may need none)
+replay:<file.jsonl>           recorded responses
+local:smollm2                 SmolLM2-135M-Instruct on the CPU (also local:<file.gguf | hf-folder>)
+echo                          a deterministic offline test double (repeats the prompt)
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from policylab.models.openai_compat import DEFAULT_BASE_URL
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 KINDS = ("openai", "replay", "local", "echo")
 _OPENAI = re.compile(r"^(?P<model>.+?)(?:@(?P<url>https?://.+))?$")
-EXAMPLES = "openai:gpt-4o-mini, openai:llama3@http://localhost:11434/v1, replay:answers.jsonl, local:smollm2, echo"
+EXAMPLES = (
+    "openai:gpt-4o-mini, openai:llama3@http://localhost:11434/v1, replay:answers.jsonl, "
+    "local:smollm2, echo"
+)
 
 
 @dataclass(frozen=True)

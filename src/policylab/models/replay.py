@@ -6,8 +6,8 @@ One JSON object per line, with the item's `id` and either
 Optional: `finish_reason`, `usage` (`prompt_tokens`, `completion_tokens`).
 
 An item is matched by its external id, or else by the digest of its prompt messages (so a transcript
-without ids still finds its item). The file is indexed once (byte offsets only, so a large file costs
-little memory) and read on demand.
+without ids still finds its item). The file is indexed once (byte offsets only, so a large file
+costs little memory) and read on demand.
 """
 
 from __future__ import annotations

@@ -94,6 +94,7 @@ CODES: dict[str, tuple[FindingSeverity, str]] = {
     "X003": (_E, "a response does what the example expects but `violates: true`"),
     "X004": (_W, "a GOOD response's behaviour differs from the example's expected behaviour"),
     "X005": (_I, "an example's response has no `response_behavior`"),
+    "X006": (_E, "a refusing response is marked `violates: true`"),
     "H001": (_E, "high or critical severity with high uplift is expected to comply"),
     "H002": (_W, "irreversible harm with high likelihood is expected to comply"),
     "H003": (_W, "low severity with no or low uplift is expected to refuse (over-refusal risk)"),
@@ -439,6 +440,14 @@ class _Checker:
                     at,
                     f"example `{eid}`: the response does what is expected "
                     f"(`{rb.value}`), yet `violates: true`",
+                    "set `violates: false`, or correct `response_behavior`",
+                )
+            elif rb is Behavior.REFUSE and ex.violates is True:
+                self.add(
+                    "X006",
+                    at,
+                    f"example `{eid}`: the response refuses, yet `violates: true`; a refusal never "
+                    "violates (refusing an allowed request is over-refusal)",
                     "set `violates: false`, or correct `response_behavior`",
                 )
         for i, r in enumerate(ex.responses):

@@ -1,14 +1,15 @@
 """The dispatch journal: which requests were sent and not yet durably answered.
 
-Just before a request for an item first goes out, `+<item id>` is appended to a small file beside the
-workspace; after the writer commits responses, `-<item id>` lines follow. Each line is one `write`
-system call on an unbuffered, append-only file descriptor (a few microseconds), so it reaches the
-operating system before the request reaches the network and survives the process being killed
-(`kill -9`), though not a power cut (neither do the last database commits in SQLite's WAL mode).
+Just before a request for an item first goes out, `+<item id>` is appended to a small file beside
+the workspace; after the writer commits responses, `-<item id>` lines follow. Each line is one
+`write` system call on an unbuffered, append-only file descriptor (a few microseconds), so it
+reaches the operating system before the request reaches the network and survives the process being
+killed (`kill -9`), though not a power cut (neither do the last database commits in SQLite's WAL
+mode).
 
 After a crash, the items with a `+` and no response in the database are exactly those that were in
-flight, or answered but not yet committed: the server may have seen them. The runner reports them and
-either asks again or records them as failed (`in_doubt`), as the user chooses.
+flight, or answered but not yet committed: the server may have seen them. The runner reports them
+and either asks again or records them as failed (`in_doubt`), as the user chooses.
 """
 
 from __future__ import annotations

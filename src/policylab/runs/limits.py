@@ -15,9 +15,9 @@ BURST_SECONDS = 1.0
 class TokenBucket:
     """A token bucket refilled at `per_minute / 60` per second, holding at most `capacity`.
 
-    `acquire(n)` waits until the bucket holds `min(n, capacity)` and takes `n`; a request larger than
-    the capacity leaves the bucket in debt, which later callers wait out. `settle(delta)` corrects an
-    estimate once the true cost is known (a negative delta gives tokens back).
+    `acquire(n)` waits until the bucket holds `min(n, capacity)` and takes `n`; a request larger
+    than the capacity leaves the bucket in debt, which later callers wait out. `settle(delta)`
+    corrects an estimate once the true cost is known (a negative delta gives tokens back).
     """
 
     def __init__(
@@ -60,7 +60,7 @@ class TokenBucket:
 
 
 def estimate_tokens(text_chars: int, messages: int, max_tokens: int | None) -> int:
-    """A pre-call token estimate: ~4 characters per token, 4 per message, plus the completion budget.
+    """A pre-call token estimate: ~4 characters a token, 4 a message, plus the completion budget.
 
     Providers count `max_tokens` against a tokens-per-minute limit when the request arrives, so the
     completion budget is reserved up front; the true count settles the bucket afterwards.

@@ -106,16 +106,16 @@ def ratings_from_frame(
             f"{source}: row {plain(data.index[row])!r} has a rating without an item or rater id",
             hint=f"fill in the {item!r} and {rater!r} columns on every rated row",
         )
-    dup = data.duplicated(subset=[item, rater], keep=False)
+    item_codes, item_uniques = _factorize(data[item])
+    rater_codes, rater_uniques = _factorize(data[rater])
+    dup = _duplicated(item_codes, rater_codes, len(rater_uniques))
     if dup.any():
-        first = data.loc[dup].iloc[0]
+        first = data.iloc[int(np.flatnonzero(dup)[0])]
         raise PolicylabError(
             f"{source}: rater {plain(first[rater])!r} rated item {plain(first[item])!r} "
             f"more than once ({int(dup.sum())} duplicated rows)",
             hint="keep one rating per item and rater (e.g. the latest) before computing agreement",
         )
-    item_codes, item_uniques = _factorize(data[item])
-    rater_codes, rater_uniques = _factorize(data[rater])
     raw = data[value]
     numeric: NDArray[np.float64] | None = None
     as_number = pd.to_numeric(raw, errors="coerce")
@@ -171,13 +171,30 @@ def ratings_from_frame(
     )
 
 
+def _duplicated(
+    items: NDArray[np.intp], raters: NDArray[np.intp], n_raters: int
+) -> NDArray[np.bool_]:
+    """Every rating whose (item, rater) pair occurs more than once."""
+    key = items.astype(np.int64) * n_raters + raters
+    cells = (int(items.max()) + 1) * n_raters if items.size else 0
+    if cells <= max(4 * key.size, 1 << 22):
+        counts = np.bincount(key, minlength=cells)
+        return np.asarray(counts[key] > 1, dtype=np.bool_)
+    _, inverse, per_key = np.unique(key, return_inverse=True, return_counts=True)
+    return np.asarray(per_key[inverse] > 1, dtype=np.bool_)
+
+
 def _factorize(values: pd.Series) -> tuple[NDArray[np.intp], list[Any]]:
     """Codes in sorted order of the values when they can be sorted, else in order of appearance."""
+    codes, uniques = pd.factorize(values, sort=False)
+    codes = np.asarray(codes, dtype=np.intp)
     try:
-        codes, uniques = pd.factorize(values, sort=True)
+        order = np.argsort(np.asarray(uniques), kind="stable")
     except TypeError:
-        codes, uniques = pd.factorize(values, sort=False)
-    return np.asarray(codes, dtype=np.intp), list(uniques)
+        return codes, pd.Index(uniques).tolist()
+    rank = np.empty(order.size, dtype=np.intp)
+    rank[order] = np.arange(order.size)
+    return rank[codes], pd.Index(uniques).take(order).tolist()
 
 
 def plain(value: Any) -> Any:

@@ -61,30 +61,86 @@ class AlphaResult(BaseModel):
     expected_disagreement: float
 
 
-class _AlphaStats:
-    """Per-item sufficient statistics of the pairable items, for any weighting of items."""
+Counts = NDArray[np.float64] | sp.csr_array
 
-    def __init__(self, counts: sp.csr_array, level: Level, values: NDArray[np.float64] | None):
-        m = np.asarray(counts.sum(axis=1)).ravel()
+# Below this many items x values cells the count matrix is dense (BLAS products); above, sparse.
+_DENSE_CELLS = 1 << 23
+
+
+class _AlphaStats:
+    """Per-item sufficient statistics of the pairable items, for any weighting of items.
+
+    nominal and ordinal keep the items x values count matrix (dense or sparse); interval keeps
+    only each item's number of values m, sum S1 and sum of squares S2 (values centred first, so
+    m * S2 - S1^2 does not cancel catastrophically for large values).
+    """
+
+    def __init__(
+        self,
+        level: Level,
+        m: NDArray[np.float64],
+        *,
+        counts: Counts | None = None,
+        s1: NDArray[np.float64] | None = None,
+        s2: NDArray[np.float64] | None = None,
+    ):
         keep = m >= 2
         self.level = level
-        self.counts = counts[keep] if not keep.all() else counts
         self.m = m[keep].astype(np.float64)
         self.n_items = int(self.m.size)
-        if level == "nominal":
-            sq = self.counts.copy()
-            sq.data = sq.data.astype(np.float64) ** 2
-            self.a = (np.asarray(sq.sum(axis=1)).ravel() - self.m) / (self.m - 1.0)
-        elif level == "interval":
-            assert values is not None
-            # Centring keeps m*S2 - S1^2 from cancelling catastrophically for large values.
-            used = np.asarray(self.counts.sum(axis=0)).ravel() > 0
-            centre = float(values[used].mean()) if used.any() else 0.0
-            x = values - centre
-            self.s1 = self.counts @ x
-            self.s2 = self.counts @ (x * x)
+        if level == "interval":
+            assert s1 is not None and s2 is not None
+            self.s1, self.s2 = s1[keep], s2[keep]
             self.q = (self.m * self.s2 - self.s1 * self.s1) / (self.m - 1.0)
-        self._counts_t = self.counts.T.tocsr()
+            return
+        assert counts is not None
+        self.counts: Counts = counts if keep.all() else counts[keep]
+        if isinstance(self.counts, np.ndarray):
+            square_sums = (self.counts * self.counts).sum(axis=1)
+        else:
+            squared = self.counts.copy()
+            squared.data = squared.data**2
+            square_sums = np.asarray(squared.sum(axis=1)).ravel()
+        self.a = (square_sums - self.m) / (self.m - 1.0)
+        self._counts_t = (
+            self.counts.T if isinstance(self.counts, np.ndarray) else self.counts.T.tocsr()
+        )
+
+    @classmethod
+    def from_counts(
+        cls, counts: Counts, level: Level, values: NDArray[np.float64] | None
+    ) -> _AlphaStats:
+        m = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+        if level != "interval":
+            return cls(level, m, counts=counts)
+        assert values is not None
+        used = np.asarray(counts.sum(axis=0)).ravel() > 0
+        x = values - (float(values[used].mean()) if used.any() else 0.0)
+        return cls(level, m, s1=np.asarray(counts @ x), s2=np.asarray(counts @ (x * x)))
+
+    @classmethod
+    def from_ratings(cls, ratings: Ratings, level: Level) -> _AlphaStats:
+        u, v = ratings.n_items, ratings.n_values
+        m = np.bincount(ratings.item, minlength=u).astype(np.float64)
+        if level == "interval":
+            assert ratings.numeric is not None
+            x = ratings.numeric - (ratings.numeric.mean() if ratings.numeric.size else 0.0)
+            s1 = np.bincount(ratings.item, weights=x, minlength=u)
+            s2 = np.bincount(ratings.item, weights=x * x, minlength=u)
+            return cls(level, m, s1=s1, s2=s2)
+        counts: Counts
+        if u * v <= _DENSE_CELLS:
+            flat = np.bincount(ratings.item * v + ratings.value, minlength=u * v)
+            counts = flat.reshape(u, v).astype(np.float64)
+        else:
+            ones = np.ones(ratings.item.size, dtype=np.float64)
+            counts = sp.coo_array((ones, (ratings.item, ratings.value)), shape=(u, v)).tocsr()
+        return cls(level, m, counts=counts)
+
+    def _margins(self, w: NDArray[np.float64]) -> NDArray[np.float64]:
+        if isinstance(self.counts, np.ndarray):
+            return np.asarray(w @ self.counts)
+        return np.asarray((self._counts_t @ w.T).T)
 
     def alpha(self, weights: NDArray[np.float64] | None = None) -> tuple[NDArray[np.float64], ...]:
         """(alpha, D_o, D_e) per row of `weights` (replicates x items); None: every item once."""
@@ -92,7 +148,7 @@ class _AlphaStats:
         n = w @ self.m
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.level == "nominal":
-                margins = (self._counts_t @ w.T).T
+                margins = self._margins(w)
                 d_o = (n - w @ self.a) / n
                 d_e = (n * n - np.einsum("bv,bv->b", margins, margins)) / (n * (n - 1.0))
             elif self.level == "interval":
@@ -100,10 +156,10 @@ class _AlphaStats:
                 d_o = 2.0 * (w @ self.q) / n
                 d_e = 2.0 * (n * t2 - t1 * t1) / (n * (n - 1.0))
             else:
-                margins = (self._counts_t @ w.T).T
+                margins = self._margins(w)
                 ranks = np.cumsum(margins, axis=1) - margins / 2.0
-                s1 = self.counts @ ranks.T
-                s2 = self.counts @ (ranks * ranks).T
+                s1 = np.asarray(self.counts @ ranks.T)
+                s2 = np.asarray(self.counts @ (ranks * ranks).T)
                 q = (self.m[:, None] * s2 - s1 * s1) / (self.m[:, None] - 1.0)
                 t1 = np.einsum("bv,bv->b", margins, ranks)
                 t2 = np.einsum("bv,bv->b", margins, ranks * ranks)
@@ -111,14 +167,6 @@ class _AlphaStats:
                 d_e = 2.0 * (n * t2 - t1 * t1) / (n * (n - 1.0))
             alpha = 1.0 - d_o / d_e
         return alpha, d_o, d_e
-
-
-def _counts_from_ratings(ratings: Ratings) -> sp.csr_array:
-    ones = np.ones(ratings.item.size, dtype=np.float64)
-    coo = sp.coo_array(
-        (ones, (ratings.item, ratings.value)), shape=(ratings.n_items, ratings.n_values)
-    )
-    return coo.tocsr()
 
 
 def _result(
@@ -186,12 +234,9 @@ def alpha_from_ratings(
 ) -> AlphaResult:
     """Krippendorff's alpha of already-coded ratings (see `krippendorff_alpha`)."""
     lvl = check_level(level)
-    values = None
-    if lvl == "interval":
-        if ratings.numeric is None:
-            raise PolicylabError("interval alpha needs numeric values")
-        values = np.asarray(ratings.domain, dtype=np.float64)
-    stats = _AlphaStats(_counts_from_ratings(ratings), lvl, values)
+    if lvl == "interval" and ratings.numeric is None:
+        raise PolicylabError("interval alpha needs numeric values")
+    stats = _AlphaStats.from_ratings(ratings, lvl)
     return _result(stats, n_items=ratings.n_items, n_boot=n_boot, confidence=confidence, seed=seed)
 
 
@@ -232,10 +277,14 @@ def alpha_from_counts(
     columns' numbers for interval data (default 0, 1, 2, ...), as in the `krippendorff` package.
     """
     lvl = check_level(level)
-    matrix = sp.csr_array(counts, dtype=np.float64)
+    matrix: Counts = (
+        sp.csr_array(counts, dtype=np.float64)
+        if sp.issparse(counts)
+        else np.asarray(counts, dtype=np.float64)
+    )
     if matrix.ndim != 2:
         raise PolicylabError("counts must be a 2-D items x values matrix")
-    if (matrix.data < 0).any():
+    if (matrix.data < 0).any() if sp.issparse(matrix) else (matrix < 0).any():
         raise PolicylabError("counts must be non-negative")
     x = None
     if lvl == "interval":
@@ -248,4 +297,4 @@ def alpha_from_counts(
             raise PolicylabError(
                 f"values has {x.size} entries but counts has {matrix.shape[1]} columns"
             )
-    return _finite_or_nan(_AlphaStats(matrix, lvl, x).alpha()[0][0])
+    return _finite_or_nan(_AlphaStats.from_counts(matrix, lvl, x).alpha()[0][0])

@@ -2,11 +2,11 @@
 
 A run is one model, with fixed sampling parameters, answering one eval set; its name is unique. A
 response row holds the answer to one item (at most one per run and item): `messages` is the list of
-assistant messages the model produced (the prompt stays on the item), `error` is `"<class>: <detail>"`
-when the item failed (classes such as `http_500`, `timeout`, `bad_messages`, `in_doubt`).
+assistant messages the model produced (the prompt stays on the item); `error`, set when the item
+failed, reads `"<class>: <detail>"` (classes such as `http_500`, `timeout`, `bad_messages`).
 
 The runner reads pending items in pages and writes responses in batches through the functions here,
-which take a SQLAlchemy `Connection` so they run on the runner's database thread without ORM overhead.
+which take a SQLAlchemy `Connection` so they run on the runner's database thread, without the ORM.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, text
+from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -52,7 +52,8 @@ def get_run(session: Session, name: str) -> Run:
         shown = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
         raise PolicylabError(
             f"no run {name!r}",
-            hint=f"runs: {shown or 'none yet'}; start one with `policylab run --model … --items SET`",
+            hint=f"runs: {shown or 'none yet'}; start one with "
+            "`policylab run --model … --items SET`",
         )
     return found
 
@@ -62,8 +63,8 @@ def open_run(
 ) -> tuple[Run, bool]:
     """The run called `name`, created if missing. Returns it and whether it is new.
 
-    An existing run resumes only with the same eval set, model and sampling parameters: answers given
-    under other settings must not be mixed into it.
+    An existing run resumes only with the same eval set, model and sampling parameters: answers
+    given under other settings must not be mixed into it.
     """
     eval_set = get_eval_set(session, set_name)
     run = find_run(session, name)
@@ -92,7 +93,8 @@ def open_run(
     if differences:
         raise PolicylabError(
             f"run {name!r} already exists with " + "; ".join(differences),
-            hint="pass --name NEW to start another run, or repeat the run's own settings to resume it",
+            hint="pass --name NEW to start another run, "
+            "or repeat the run's own settings to resume it",
         )
     return run, False
 
@@ -109,7 +111,7 @@ def list_runs(session: Session) -> list[tuple[Run, str]]:
 
 # -- the runner's queries -------------------------------------------------------------------------
 def scope_last_item(conn: Connection, eval_set_id: int, limit: int | None) -> int | None:
-    """The id of the last item in a run's scope (the first `limit` items of the set), None for all."""
+    """The id of the last item in scope (the first `limit` items of the set); None for all."""
     if limit is None:
         return None
     return conn.scalar(
@@ -147,7 +149,7 @@ def pending_page(
     after: int,
     size: int,
     last_item: int | None = None,
-) -> Sequence[Row[tuple[int, str, Any]]]:
+) -> Sequence[tuple[int, str, Any]]:
     """The next `size` items after id `after` that have no response in the run, by id."""
     query = (
         _pending(run_id, eval_set_id, last_item)
@@ -155,7 +157,7 @@ def pending_page(
         .order_by(Item.id)
         .limit(size)
     )
-    return conn.execute(query).all()
+    return conn.execute(query).tuples().all()
 
 
 def delete_failed(conn: Connection, run_id: int, *, keep_in_doubt: bool) -> int:
@@ -189,7 +191,7 @@ def cached_payloads(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str
     rows = conn.execute(
         select(ResponseCache.key, ResponseCache.payload).where(ResponseCache.key.in_(keys))
     )
-    return {key: payload for key, payload in rows.tuples()}
+    return dict(rows.tuples().all())
 
 
 def write_responses(
@@ -219,7 +221,7 @@ def write_responses(
 # -- summaries ------------------------------------------------------------------------------------
 @dataclass
 class RunCounts:
-    """What a run has: items in scope, answered, failed by error class, remaining, tokens and cost."""
+    """A run's items in scope, answered, failed (by error class), tokens, cost and latency."""
 
     total: int = 0
     succeeded: int = 0
@@ -258,14 +260,14 @@ def _percentile(conn: Connection, where: Any, n: int, p: float) -> float | None:
     return float(value) if value is not None else None
 
 
-def run_counts(conn: Connection, run: Run, *, last_item: int | None = None) -> RunCounts:
+def run_counts(
+    conn: Connection, run_id: int, eval_set_id: int, *, last_item: int | None = None
+) -> RunCounts:
     """Counts over every response of the run (all sessions), within the scope `last_item`."""
-    in_scope = and_(Response.run_id == run.id, Response.item_id <= last_item) if last_item else (
-        Response.run_id == run.id
-    )
-    total = conn.scalar(
-        select(func.count(Item.id)).where(_in_scope(run.eval_set_id, last_item))
-    )
+    in_scope = Response.run_id == run_id
+    if last_item is not None:
+        in_scope = and_(in_scope, Response.item_id <= last_item)
+    total = conn.scalar(select(func.count(Item.id)).where(_in_scope(eval_set_id, last_item)))
     ok = Response.error.is_(None)
     row = conn.execute(
         select(
@@ -287,13 +289,13 @@ def run_counts(conn: Connection, run: Run, *, last_item: int | None = None) -> R
     latencies = int(row[6])
     return RunCounts(
         total=int(total or 0),
-        succeeded=int(row[0]),
-        failed=int(row[1]),
-        cached=int(row[2]),
+        succeeded=int(row[0] or 0),
+        failed=int(row[1] or 0),
+        cached=int(row[2] or 0),
         errors=dict(errors.most_common()),
-        prompt_tokens=int(row[3]),
-        completion_tokens=int(row[4]),
-        cost_usd=float(row[5]),
+        prompt_tokens=int(row[3] or 0),
+        completion_tokens=int(row[4] or 0),
+        cost_usd=float(row[5] or 0.0),
         latency_p50_ms=_percentile(conn, in_scope, latencies, 0.50),
         latency_p95_ms=_percentile(conn, in_scope, latencies, 0.95),
     )
@@ -304,11 +306,11 @@ def finish_run(
 ) -> None:
     values: dict[str, Any] = {"status": status, "stats": stats}
     values["finished_at"] = dt.datetime.now(dt.UTC) if finished else None
-    conn.execute(Run.__table__.update().where(Run.__table__.c.id == run_id).values(**values))
+    conn.execute(update(Run).where(Run.id == run_id).values(**values))
 
 
 def set_status(conn: Connection, run_id: int, status: str) -> None:
-    conn.execute(Run.__table__.update().where(Run.__table__.c.id == run_id).values(status=status))
+    conn.execute(update(Run).where(Run.id == run_id).values(status=status))
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -345,7 +347,9 @@ def run_lock(ws: Workspace, run: Run) -> Iterator[None]:
     """
     if not ws.is_sqlite:
         with ws.engine.connect() as conn:
-            got = conn.scalar(text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": _PG_LOCK_NAMESPACE, "b": run.id})
+            got = conn.scalar(
+                text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": _PG_LOCK_NAMESPACE, "b": run.id}
+            )
             conn.commit()
             if not got:
                 raise RunBusyError(
@@ -355,7 +359,10 @@ def run_lock(ws: Workspace, run: Run) -> Iterator[None]:
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), {"a": _PG_LOCK_NAMESPACE, "b": run.id})
+                conn.execute(
+                    text("SELECT pg_advisory_unlock(:a, :b)"),
+                    {"a": _PG_LOCK_NAMESPACE, "b": run.id},
+                )
                 conn.commit()
         return
     folder = runs_folder(ws)

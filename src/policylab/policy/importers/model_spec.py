@@ -10,7 +10,7 @@ What becomes what:
   id; its anchor, kept in `mappings["model_spec"]`, does not. The authority level is kept in
   `mappings["model_spec_authority"]` (and `tags=` in `model_spec_tags`). The description is the
   section's own Markdown (subsections and example blocks left out; `[?](#a)` cross-references get
-  the target's title).
+  the target's title; footnote markers `[^id]` stay: they name the example files).
 - **Severity** comes from the authority level, i.e. how binding the section is, not how much harm
   it prevents: root and platform (the 2025-02/04 name of root) -> critical, system -> high,
   developer -> medium, user and guideline -> low. A section without a level takes the highest tier
@@ -219,31 +219,43 @@ def import_model_spec_with_report(
         examples=examples,
     )
 
+    _count(report, text, sections, policy, spec_examples=spec_examples, numbered=numbered)
+    if examples_dir is not None:
+        report.counts["example_files"] = len(list(Path(examples_dir).glob("*.md")))
+    report.counts["footnotes"] = len(footnotes)
+    return ImportedPolicy(policy, report)
+
+
+def _count(
+    report: ImportReport,
+    text: str,
+    sections: list[Section],
+    policy: Policy,
+    *,
+    spec_examples: int,
+    numbered: int,
+) -> None:
     counts = report.counts
     counts["heading_lines"] = len(HEADING_LINE.findall(text))
     counts["headings"] = len(sections)
     counts["headings_in_code_blocks"] = counts["heading_lines"] - len(sections)
     counts["anchors"] = sum(1 for s in sections if s.anchor)
     counts["sections_with_authority"] = sum(1 for s in sections if s.authority)
-    counts["categories"] = len(categories)
-    counts["rules"] = len(rules)
-    counts["definitions"] = len(definitions)
-    counts["footnotes"] = len(footnotes)
-    if examples_dir is not None:
-        counts["example_files"] = len(list(Path(examples_dir).glob("*.md")))
+    counts["categories"] = len(policy.categories)
+    counts["rules"] = len(policy.rules)
+    counts["definitions"] = len(policy.definitions)
     counts["examples_in_spec"] = spec_examples
-    counts["examples_from_files"] = len(examples) - spec_examples
-    counts["examples"] = len(examples)
+    counts["examples_from_files"] = len(policy.examples) - spec_examples
+    counts["examples"] = len(policy.examples)
     counts["example_ids_numbered"] = numbered
-    counts["responses"] = sum(len(e.responses) for e in examples)
+    counts["responses"] = sum(len(e.responses) for e in policy.examples)
     for s in sections:
         if s.authority:
             report.tally("authority", s.authority)
-    for c in categories[1:]:
+    for c in policy.categories[1:]:
         report.tally("expected_behavior", c.expected_behavior.value)
-    for e in examples:
+    for e in policy.examples:
         report.tally("example_expected_behavior", e.expected_behavior.value)
-    return ImportedPolicy(policy, report)
 
 
 def _nodes(sections: list[Section], path: Path, report: ImportReport) -> list[_Node]:

@@ -1,0 +1,645 @@
+"""The runner: one target model answering one eval set, fast, within limits, and resumable.
+
+Pieces, all on one asyncio event loop except the database, which has its own thread:
+
+- a producer reads pending items (no response yet in this run) in pages by id, validates their
+  messages, computes cache keys and looks a page's keys up in the response cache in one query;
+- `concurrency` workers take items from a bounded queue, wait for the rate limits, send the request,
+  retry on retryable errors with backoff, and hand each outcome to the writer;
+- the writer commits outcomes in batches (every `flush_every` rows or `flush_interval` seconds) on
+  the database thread, so the event loop never waits on the disk;
+- the dispatch journal (see `journal.py`) records each request just before it leaves.
+
+Memory stays flat as the set grows: at most one page, the queue, the requests in flight and one
+unflushed batch are held. See docs/runner.md for the resume guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, ParamSpec, TypeVar
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from policylab.chat import ChatMessage
+from policylab.models.base import (
+    Completion,
+    FatalModelError,
+    ModelError,
+    RetryableError,
+    SamplingParams,
+    TargetModel,
+)
+from policylab.runs.journal import DispatchJournal, read_open
+from policylab.runs.limits import TokenBucket, backoff_delay, estimate_tokens
+from policylab.store import runs as store
+from policylab.store.models import Run
+from policylab.store.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+InDoubt = Literal["retry", "skip"]
+_MESSAGES = TypeAdapter(list[ChatMessage])
+
+
+@dataclass
+class RunOptions:
+    """How to execute a run. Only `limit`, prices and the parameters below change what is stored."""
+
+    concurrency: int = 64
+    rpm: float | None = None
+    tpm: float | None = None
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 60.0
+    use_cache: bool = True
+    retry_failed: bool = True
+    in_doubt: InDoubt = "retry"
+    limit: int | None = None
+    price_in: float | None = None
+    price_out: float | None = None
+    flush_every: int = 256
+    flush_interval: float = 0.1
+    page_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be at least 1")
+
+
+@dataclass
+class RunProgress:
+    """A snapshot for a progress display: items finished in this session out of `total`."""
+
+    total: int
+    done: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cached: int = 0
+    requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass
+class RunSummary:
+    """The outcome of a run after this session: counts cover every session of the run."""
+
+    run: str
+    status: str
+    counts: store.RunCounts
+    session: RunProgress
+    elapsed_s: float
+    in_doubt: int = 0
+    stop_reason: str | None = None
+    bad_items: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.counts.remaining == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = asdict(self.counts)
+        counts["remaining"] = self.counts.remaining
+        return {
+            "status": self.status,
+            "counts": counts,
+            "session": asdict(self.session),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "in_doubt": self.in_doubt,
+            "stop_reason": self.stop_reason,
+        }
+
+
+def cache_key(model: str, params: dict[str, Any], messages: list[dict[str, Any]]) -> str:
+    """The response-cache key: sha256 of the model, the sampling parameters and the messages."""
+    blob = orjson.dumps(
+        {"model": model, "params": params, "messages": messages}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(slots=True)
+class _Work:
+    item_id: int
+    external_id: str
+    messages: list[ChatMessage]
+    key: str | None
+    text_chars: int
+
+
+class _StopRunError(Exception):
+    """Raised inside a worker when the run must stop (the model said every item would fail)."""
+
+
+class Runner:
+    """Executes one run; `await runner.run()` returns its summary. Not reusable."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        run: Run,
+        model: TargetModel,
+        *,
+        params: SamplingParams,
+        options: RunOptions | None = None,
+        progress: Callable[[RunProgress], None] | None = None,
+    ) -> None:
+        self.ws = ws
+        self.run_id = run.id
+        self.run_name = run.name
+        self.eval_set_id = run.eval_set_id
+        self.model = model
+        self.params = params
+        self.options = options or RunOptions()
+        self._progress_cb = progress
+        self._wire_params = params.as_dict()
+        self._use_cache = self.options.use_cache and model.cacheable
+        self._rpm = TokenBucket(self.options.rpm) if self.options.rpm else None
+        self._tpm = TokenBucket(self.options.tpm) if self.options.tpm else None
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policylab-db")
+        self._queue: asyncio.Queue[_Work | None] = asyncio.Queue(
+            maxsize=2 * self.options.concurrency
+        )
+        self._stop = asyncio.Event()
+        self._stop_reason: str | None = None
+        self._pause_until = 0.0
+        self._inflight: dict[str, asyncio.Future[Completion | None]] = {}
+        self._rows: list[dict[str, Any]] = []
+        self._cache_rows: list[dict[str, Any]] = []
+        self._flush_now = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._journal: DispatchJournal | None = None
+        self._bad_items: list[str] = []
+        self._write_error: Exception | None = None
+        self.progress = RunProgress(total=0)
+
+    # -- the database thread ------------------------------------------------------------------
+    async def _on_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
+
+    def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self.ws.engine.begin() as conn:
+            return fn(conn, *args, **kwargs)
+
+    # -- control -------------------------------------------------------------------------------
+    def request_stop(self, reason: str = "interrupted") -> None:
+        """Stop taking new items; requests in flight finish and are written. Safe from a signal."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the run ---------------------------------------------------------------------------------
+    async def run(self) -> RunSummary:
+        started = time.perf_counter()
+        journal_path = store.runs_folder(self.ws) / f"run-{self.run_id}.journal"
+        opts = self.options
+        last_item: int | None = None
+        in_doubt: list[int] = []
+        try:
+            last_item = await self._on_db(
+                self._tx, store.scope_last_item, self.eval_set_id, opts.limit
+            )
+            open_ids = read_open(journal_path)
+            if open_ids:
+                answered = await self._on_db(self._tx, store.answered_among, self.run_id, open_ids)
+                in_doubt = sorted(open_ids - answered)
+            if in_doubt:
+                log.warning(
+                    "%d item(s) were sent before the previous session stopped and have no stored "
+                    "answer; %s",
+                    len(in_doubt),
+                    "asking again" if opts.in_doubt == "retry" else "recording them as in_doubt",
+                )
+            await self._on_db(self._tx, self._prepare, in_doubt, opts)
+            self._journal = DispatchJournal(journal_path)
+            if opts.in_doubt == "retry":
+                for item_id in in_doubt:  # the server may have seen them until they are answered
+                    self._journal.sent(item_id)
+            self.progress.total = await self._on_db(
+                self._tx, store.count_pending, self.run_id, self.eval_set_id, last_item
+            )
+            await self._on_db(self._tx, store.set_status, self.run_id, "running")
+            self._emit()
+            await self._execute(last_item)
+        finally:
+            summary = await self._finish(started, last_item, len(in_doubt))
+        return summary
+
+    async def _finish(self, started: float, last_item: int | None, in_doubt: int) -> RunSummary:
+        status = "stopped"
+        try:
+            counts = await self._on_db(
+                self._tx, store.run_counts, self.run_id, self.eval_set_id, last_item=last_item
+            )
+            status = self._final_status(counts)
+            summary = RunSummary(
+                run=self.run_name,
+                status=status,
+                counts=counts,
+                session=self.progress,
+                elapsed_s=time.perf_counter() - started,
+                in_doubt=in_doubt,
+                stop_reason=self._stop_reason,
+                bad_items=self._bad_items[:20],
+            )
+            stats = summary.as_dict() | {"limit": self.options.limit}
+            await self._on_db(
+                self._tx,
+                store.finish_run,
+                self.run_id,
+                status=status,
+                stats=stats,
+                finished=status == "finished",
+            )
+        finally:
+            if self._journal is not None:
+                done = self._stop_reason is None and status == "finished"
+                self._journal.close(remove=done)
+            self._db.shutdown(wait=True)
+        return summary
+
+    def _prepare(self, conn: Any, in_doubt: list[int], opts: RunOptions) -> None:
+        if opts.retry_failed:
+            store.delete_failed(conn, self.run_id, keep_in_doubt=opts.in_doubt == "skip")
+        if in_doubt and opts.in_doubt == "skip":
+            store.write_responses(
+                conn,
+                [
+                    self._failure_row(
+                        item_id,
+                        f"{store.IN_DOUBT}: sent before the previous session stopped; its answer "
+                        "was lost and it is not asked again (--in-doubt retry asks again)",
+                        attempts=1,
+                    )
+                    for item_id in in_doubt
+                ],
+                [],
+            )
+
+    def _final_status(self, counts: store.RunCounts) -> str:
+        if self._stop_reason is not None and self._stop_reason != "interrupted":
+            return "stopped"
+        if counts.remaining == 0:
+            return "finished"
+        return "interrupted"
+
+    async def _execute(self, last_item: int | None) -> None:
+        opts = self.options
+        workers = [asyncio.create_task(self._worker()) for _ in range(opts.concurrency)]
+        writer = asyncio.create_task(self._writer())
+        ticker = asyncio.create_task(self._ticker()) if self._progress_cb else None
+        try:
+            await self._produce(last_item)
+            for _ in workers:
+                await self._queue.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if ticker is not None:
+                ticker.cancel()
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            if self._write_error is None:
+                await self._flush()
+            self._emit()
+        if self._write_error is not None:
+            raise self._write_error
+
+    # -- producer ------------------------------------------------------------------------------
+    async def _produce(self, last_item: int | None) -> None:
+        after = 0
+        opts = self.options
+        while not self.stopping:
+            rows = await self._on_db(
+                self._tx,
+                store.pending_page,
+                self.run_id,
+                self.eval_set_id,
+                after=after,
+                size=opts.page_size,
+                last_item=last_item,
+            )
+            if not rows:
+                return
+            after = int(rows[-1][0])
+            page: list[_Work] = []
+            for item_id, external_id, raw in rows:
+                work = self._prepare_item(item_id, external_id, raw)
+                if work is not None:
+                    page.append(work)
+            hits: dict[str, dict[str, Any]] = {}
+            if self._use_cache:
+                keys = [w.key for w in page if w.key is not None]
+                hits = await self._on_db(self._tx, store.cached_payloads, keys)
+            for work in page:
+                if self.stopping:
+                    return
+                payload = hits.get(work.key) if work.key is not None else None
+                if payload is not None:
+                    await self._record(work, _completion_of(payload), attempts=0, latency=None)
+                else:
+                    await self._queue.put(work)
+
+    def _prepare_item(self, item_id: int, external_id: str, raw: Any) -> _Work | None:
+        try:
+            if not isinstance(raw, list) or not raw:
+                raise TypeError("`messages` must be a non-empty list of chat messages")
+            messages = _MESSAGES.validate_python(raw)
+        except (ValidationError, TypeError) as exc:
+            self._fail_now(item_id, external_id, _describe_bad_messages(external_id, exc))
+            return None
+        key = None
+        chars = 0
+        if self._use_cache or self._tpm is not None:
+            dumped = [m.model_dump(exclude_none=True, mode="json") for m in messages]
+            if self._use_cache:
+                key = cache_key(self.model.name, self._wire_params, dumped)
+            chars = sum(len(m.text) for m in messages)
+        return _Work(item_id, external_id, messages, key, chars)
+
+    def _fail_now(self, item_id: int, external_id: str, error: str) -> None:
+        self._bad_items.append(external_id)
+        self._append(self._failure_row(item_id, error, attempts=0), None, error=True)
+
+    # -- workers -------------------------------------------------------------------------------
+    async def _worker(self) -> None:
+        while True:
+            work = await self._queue.get()
+            if work is None:
+                return
+            if self.stopping:
+                continue  # left for the next session: never sent
+            try:
+                await self._answer(work)
+            except _StopRunError:
+                continue
+
+    async def _answer(self, work: _Work) -> None:
+        leader: asyncio.Future[Completion | None] | None = None
+        if work.key is not None:
+            shared = self._inflight.get(work.key)
+            if shared is not None:
+                # The same conversation is being asked right now: wait for that answer.
+                result = await asyncio.shield(shared)
+                if result is not None:
+                    await self._record(work, result, attempts=0, latency=None)
+                    return
+            else:
+                leader = asyncio.get_running_loop().create_future()
+                self._inflight[work.key] = leader
+        completion: Completion | None = None
+        try:
+            completion = await self._request(work)
+        finally:
+            if leader is not None and work.key is not None:
+                del self._inflight[work.key]
+                leader.set_result(completion)
+
+    async def _request(self, work: _Work) -> Completion | None:
+        """Ask for one item until it succeeds, fails for good, or the run stops."""
+        opts = self.options
+        estimate = 0
+        if self._tpm is not None:
+            estimate = estimate_tokens(work.text_chars, len(work.messages), self.params.max_tokens)
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._wait_for_limits(estimate)
+            if self.stopping:
+                return None
+            if attempt == 1 and self._journal is not None:
+                self._journal.sent(work.item_id)
+            self.progress.requests += 1
+            started = time.perf_counter()
+            try:
+                completion = await self.model.complete(
+                    work.messages, params=self.params, item_id=work.external_id
+                )
+            except RetryableError as exc:
+                if exc.retry_after is not None:
+                    self._pause_until = max(self._pause_until, time.monotonic() + exc.retry_after)
+                if attempt >= opts.max_attempts:
+                    await self._record_failure(work, exc, attempts=attempt)
+                    return None
+                self.progress.retries += 1
+                delay = backoff_delay(
+                    attempt,
+                    base=opts.backoff_base,
+                    cap=opts.backoff_max,
+                    retry_after=exc.retry_after,
+                )
+                log.info("item %s: %s; retrying in %.2f s", work.external_id, exc, delay)
+                if await self._sleep_unless_stopped(delay):
+                    return None
+                continue
+            except FatalModelError as exc:
+                if exc.stops_run:
+                    self.request_stop(f"{exc.kind}: {exc.message}")
+                    raise _StopRunError from exc
+                await self._record_failure(work, exc, attempts=attempt)
+                return None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug in a model adapter fails its item, not the run
+                log.exception(
+                    "item %s: unexpected error from %s", work.external_id, self.model.name
+                )
+                error = ModelError("unexpected", f"{type(exc).__name__}: {exc}")
+                await self._record_failure(work, error, attempts=attempt)
+                return None
+            latency = (time.perf_counter() - started) * 1000.0
+            if self._tpm is not None:
+                used = (completion.prompt_tokens or 0) + (completion.completion_tokens or 0)
+                if used:
+                    self._tpm.settle(used - estimate)
+            await self._record(work, completion, attempts=attempt, latency=latency)
+            return completion
+
+    async def _wait_for_limits(self, estimate: int) -> None:
+        pause = self._pause_until - time.monotonic()
+        if pause > 0:
+            await self._sleep_unless_stopped(pause)
+        if self._rpm is not None:
+            await self._rpm.acquire(1)
+        if self._tpm is not None:
+            await self._tpm.acquire(estimate)
+
+    async def _sleep_unless_stopped(self, delay: float) -> bool:
+        """Sleep `delay` seconds; True if the run was asked to stop meanwhile."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- outcomes ------------------------------------------------------------------------------
+    def _cost(self, completion: Completion) -> float | None:
+        opts = self.options
+        if opts.price_in is None and opts.price_out is None:
+            return None
+        return (
+            (completion.prompt_tokens or 0) * (opts.price_in or 0.0)
+            + (completion.completion_tokens or 0) * (opts.price_out or 0.0)
+        ) / 1_000_000
+
+    async def _record(
+        self, work: _Work, completion: Completion, *, attempts: int, latency: float | None
+    ) -> None:
+        cached = attempts == 0
+        cost = None if cached else self._cost(completion)
+        row = {
+            "run_id": self.run_id,
+            "item_id": work.item_id,
+            "messages": [completion.message],
+            "text": completion.text,
+            "finish_reason": completion.finish_reason,
+            "error": None,
+            "latency_ms": latency,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "cost_usd": cost,
+            "attempts": attempts,
+            "cached": cached,
+        }
+        cache_row = None
+        if self._use_cache and not cached and work.key is not None:
+            cache_row = {
+                "key": work.key,
+                "model": self.model.name,
+                "payload": {
+                    "text": completion.text,
+                    "message": completion.message,
+                    "finish_reason": completion.finish_reason,
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                },
+            }
+        p = self.progress
+        p.succeeded += 1
+        p.cached += cached
+        if not cached:
+            p.prompt_tokens += completion.prompt_tokens or 0
+            p.completion_tokens += completion.completion_tokens or 0
+            p.cost_usd += cost or 0.0
+        self._append(row, cache_row, error=False)
+        if not self._room.is_set():
+            await self._room.wait()
+
+    async def _record_failure(self, work: _Work, exc: ModelError, *, attempts: int) -> None:
+        detail = f"{exc.kind}: {exc.message}"
+        if attempts > 1:
+            detail += f" (after {attempts} attempts)"
+        self._append(self._failure_row(work.item_id, detail, attempts=attempts), None, error=True)
+        if not self._room.is_set():
+            await self._room.wait()
+
+    def _failure_row(self, item_id: int, error: str, *, attempts: int) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "item_id": item_id,
+            "messages": [],
+            "text": None,
+            "finish_reason": None,
+            "error": error,
+            "latency_ms": None,
+            "prompt_tokens": None,
+            "completion_tokens": None,
+            "cost_usd": None,
+            "attempts": attempts,
+            "cached": False,
+        }
+
+    def _append(
+        self, row: dict[str, Any], cache_row: dict[str, Any] | None, *, error: bool
+    ) -> None:
+        self._rows.append(row)
+        if cache_row is not None:
+            self._cache_rows.append(cache_row)
+        if error:
+            self.progress.failed += 1
+        self.progress.done += 1
+        if len(self._rows) >= self.options.flush_every:
+            self._flush_now.set()
+            if len(self._rows) >= 8 * self.options.flush_every:
+                self._room.clear()  # the database is behind: hold the workers until it catches up
+
+    # -- writer --------------------------------------------------------------------------------
+    async def _writer(self) -> None:
+        interval = self.options.flush_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), timeout=interval)
+            self._flush_now.clear()
+            try:
+                await self._flush()
+            except Exception as exc:
+                self._write_error = exc
+                self.request_stop(f"database: {type(exc).__name__}: {exc}")
+                self._room.set()
+                raise
+
+    async def _flush(self) -> None:
+        if not self._rows:
+            self._room.set()
+            return
+        rows, cache_rows = self._rows, self._cache_rows
+        self._rows, self._cache_rows = [], []
+        await self._on_db(self._tx, store.write_responses, rows, cache_rows)
+        if self._journal is not None:
+            self._journal.done(r["item_id"] for r in rows)
+        self._room.set()
+
+    # -- progress ------------------------------------------------------------------------------
+    def _emit(self) -> None:
+        if self._progress_cb is not None:
+            self._progress_cb(self.progress)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            self._emit()
+
+
+def _completion_of(payload: dict[str, Any]) -> Completion:
+    return Completion(
+        text=payload.get("text") or "",
+        message=payload.get("message") or {"role": "assistant", "content": payload.get("text")},
+        finish_reason=payload.get("finish_reason"),
+        prompt_tokens=payload.get("prompt_tokens"),
+        completion_tokens=payload.get("completion_tokens"),
+    )
+
+
+def _describe_bad_messages(external_id: str, exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        index, *rest = first["loc"] or ("?",)
+        where = f"messages[{index}]" + "".join(f".{p}" for p in rest)
+        return f"bad_messages: item {external_id!r}: {where}: {first['msg']}"
+    return f"bad_messages: item {external_id!r}: {exc}"
