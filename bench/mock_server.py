@@ -37,11 +37,15 @@ FAULT = re.compile(r"\[\[fault:([a-z0-9]+)(?:\*(\d+))?\]\]")
 
 @dataclass
 class MockState:
-    """What the server saw: requests per item (keyed by the last user message) and their times."""
+    """What the server saw: requests per item (keyed by the last user message) and their times.
+
+    `fail_all`, when set, is an HTTP status every request gets (say 401, as with a bad key).
+    """
 
     latency: float = 0.05
     record: bool = True
     retry_after: str = "1"
+    fail_all: int | None = None
     served: int = 0
     seen: Counter[str] = field(default_factory=Counter)
     times: dict[str, list[float]] = field(default_factory=dict)
@@ -105,6 +109,10 @@ def make_app(state: MockState) -> web.Application:
                 state.seen[prompt] += 1
                 n = state.seen[prompt]
                 state.times.setdefault(prompt, []).append(time.monotonic())
+        if state.fail_all is not None:
+            return web.json_response(
+                {"error": {"message": f"mock error {state.fail_all}"}}, status=state.fail_all
+            )
         fault = FAULT.search(prompt) if "[[fault:" in prompt else None
         if fault and (fault.group(2) is None or n <= int(fault.group(2))):
             kind = fault.group(1)

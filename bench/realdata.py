@@ -37,7 +37,14 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 
 DNA_MODELS = ("GPT4", "ChatGPT", "Claude", "ChatGLM2", "llama2-7b-chat", "vicuna-7b")
-DNA_ACTION_TO_BEHAVIOR = {0: "refuse", 1: "partial", 2: "partial", 3: "partial", 4: "refuse", 5: "comply"}
+DNA_ACTION_TO_BEHAVIOR = {
+    0: "refuse",
+    1: "partial",
+    2: "partial",
+    3: "partial",
+    4: "refuse",
+    5: "comply",
+}
 GPT4_REVIEW_TO_HUMAN = {0: 0, 1: 1, 2: 2, 3: 3, 4: 4, 5: 4, 6: 5}
 
 HARMBENCH_JUDGES = (
@@ -80,7 +87,8 @@ def load_do_not_answer(root: Path | None = None) -> DoNotAnswer:
         # joined by position after checking that question and response agree on every row.
         for name, review in (("GPT4", gpt4), ("Longformer", longformer)):
             same = (review["question"].to_numpy() == data["question"].to_numpy()) & (
-                review["response"].fillna("").to_numpy() == data[f"{model}_response"].fillna("").to_numpy()
+                review["response"].fillna("").to_numpy()
+                == data[f"{model}_response"].fillna("").to_numpy()
             )
             if not same.all():
                 raise ValueError(f"{name} review of {model} does not line up with data_en.csv")

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,65 @@ def workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Worksp
             yield ws
         finally:
             ws.close()
+
+
+def _load_mock_server() -> Any:
+    import importlib.util
+    import sys
+
+    name = "policylab_bench_mock_server"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / "mock_server.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def mock_openai() -> Iterator[Any]:
+    """bench/mock_server.py on 127.0.0.1 (a free port) in a background thread, 10 ms per answer.
+
+    `.base_url` is its /v1 URL; `.state.seen` counts requests per prompt; prompts script faults
+    (`[[fault:500]]`, see the module).
+    """
+    server = _load_mock_server().ServerThread().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def add_eval_set(ws: Workspace, name: str, conversations: list[Any]) -> list[int]:
+    """Insert an eval set whose items are `conversations` (a prompt string, or a list of messages,
+    stored as given, even if malformed), with external ids `i0`, `i1`, ...; returns the item ids."""
+    import hashlib
+
+    from sqlalchemy import insert, select
+
+    from policylab.store.models import EvalSet, Item
+
+    with ws.session() as session:
+        eval_set = EvalSet(name=name)
+        session.add(eval_set)
+        session.flush()
+        rows = [
+            {
+                "eval_set_id": eval_set.id,
+                "external_id": f"i{n}",
+                "messages": [{"role": "user", "content": c}] if isinstance(c, str) else c,
+                "content_hash": hashlib.sha256(f"{name}/{n}".encode()).hexdigest(),
+            }
+            for n, c in enumerate(conversations)
+        ]
+        session.execute(insert(Item), rows)
+        query = select(Item.id).where(Item.eval_set_id == eval_set.id).order_by(Item.id)
+        return list(session.scalars(query))
+
+
+@pytest.fixture
+def make_eval_set() -> Any:
+    """`add_eval_set(ws, name, conversations)` as a fixture, for tests that insert items directly."""
+    return add_eval_set

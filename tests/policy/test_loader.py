@@ -68,7 +68,8 @@ def test_loads_and_merges_includes(tmp_path: Path) -> None:
     assert policy.categories[1].expected_behavior is Behavior.PARTIAL
     assert len(loaded.files) == 2
     loc = loaded.sources.locate("categories", "CYB", "severity")
-    assert loc.file is not None and loc.file.name == "cyber.yaml"
+    assert loc.file is not None
+    assert loc.file.name == "cyber.yaml"
     assert loc.line == 5
     loc = loaded.sources.locate("rules", "VIO.a", "violating", 0)
     assert (loc.line, loc.column) == (23, 17)
@@ -125,7 +126,7 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
 
 def test_missing_include_and_cycles(tmp_path: Path) -> None:
     write(tmp_path, "policy.yaml", ROOT)
-    with pytest.raises(InputError, match="included file not found: cyber.yaml"):
+    with pytest.raises(InputError, match=r"included file not found: cyber\.yaml"):
         load_policy(tmp_path / "policy.yaml")
     write(tmp_path, "cyber.yaml", "include: [policy2.yaml]\n" + CYBER)
     write(tmp_path, "policy2.yaml", "include: [cyber.yaml]\n")

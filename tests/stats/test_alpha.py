@@ -118,12 +118,12 @@ def test_interval_memory_is_linear_in_distinct_values() -> None:
 
 
 def test_bootstrap_equals_naive_item_resampling() -> None:
-    # Every item has >= 2 ratings, so the bootstrap resamples all 60 items; one chunk means the
-    # draws are rng.integers(0, 60, size=(n_boot, 60)), which we replay through the package.
+    # Every item has >= 2 ratings, so the bootstrap resamples all 60 items; replicate i draws
+    # rng.integers(0, 60, size=60, dtype=np.int32), which we replay through the package.
     matrix = _random_matrix(4, raters=3, items=60, values=3, missing=0.0)
     result = krippendorff_alpha(_long(matrix), level="nominal", n_boot=300, seed=42)
     rng = np.random.default_rng(42)
-    picks = rng.integers(0, 60, size=(300, 60))
+    picks = [rng.integers(0, 60, size=60, dtype=np.int32) for _ in range(300)]
     draws = [
         krippendorff.alpha(reliability_data=matrix[:, idx], level_of_measurement="nominal")
         for idx in picks

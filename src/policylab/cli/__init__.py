@@ -15,6 +15,8 @@ from policylab import __version__
 from policylab.cli import agreement as agreement_cmd
 from policylab.cli import items as items_cmd
 from policylab.cli import policy as policy_cmd
+from policylab.cli import run as run_cmd
+from policylab.cli import runs as runs_cmd
 from policylab.cli import workspace as workspace_cmd
 
 app = typer.Typer(
@@ -49,6 +51,8 @@ def _root(
 app.command("init", rich_help_panel="Workspace")(workspace_cmd.init)
 app.add_typer(policy_cmd.app, name="policy", rich_help_panel="1. Policy as code")
 app.add_typer(items_cmd.app, name="items", rich_help_panel="2. Measure models")
+app.command("run", rich_help_panel="2. Measure models")(run_cmd.run)
+app.add_typer(runs_cmd.app, name="runs", rich_help_panel="2. Measure models")
 app.command("agreement", rich_help_panel="3. Human data")(agreement_cmd.agreement)
 
 

@@ -207,11 +207,12 @@ class LocalModel:
     async def complete(
         self, messages: list[ChatMessage], *, params: SamplingParams, item_id: str | None = None
     ) -> Completion:
+        conversation = _conversation(messages)
         queue = self._queue or self._start()
         wire = params.as_dict()
         wire["max_tokens"] = params.max_tokens or self.max_new_tokens
         future: asyncio.Future[_Generated] = asyncio.get_running_loop().create_future()
-        await queue.put(_Request(_conversation(messages), wire, future))
+        await queue.put(_Request(conversation, wire, future))
         out = await future
         return Completion(
             text=out.text,

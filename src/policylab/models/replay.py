@@ -3,7 +3,8 @@
 One JSON object per line, with the item's `id` and either
 - `response`: the answer's text (and optionally `messages`, the prompt it answered), or
 - `messages`: the whole conversation, whose last message is the assistant's answer.
-Optional: `finish_reason`, `usage` (`prompt_tokens`, `completion_tokens`).
+Optional: `finish_reason`, `usage` (`prompt_tokens`, `completion_tokens`). A line with `error` and
+no answer (as `policylab runs export --include-errors` writes) replays as a failed item.
 
 An item is matched by its external id, or else by the digest of its prompt messages (so a transcript
 without ids still finds its item). The file is indexed once (byte offsets only, so a large file
@@ -25,8 +26,11 @@ from policylab.models.base import Completion, FatalModelError, SamplingParams, m
 MAX_PROBLEMS = 20
 
 
-def _prompt_and_answer(record: dict[str, Any]) -> tuple[list[ChatMessage] | None, dict[str, Any]]:
-    """The prompt messages (if recorded) and the assistant message; raises ValueError if neither."""
+def _parse(record: dict[str, Any]) -> tuple[list[ChatMessage] | None, dict[str, Any] | str]:
+    """The prompt messages (if recorded) and the assistant message, or the recorded error text.
+
+    Raises ValueError when the line has neither an answer nor an error.
+    """
     raw = record.get("messages")
     messages = None
     if raw is not None:
@@ -41,6 +45,8 @@ def _prompt_and_answer(record: dict[str, Any]) -> tuple[list[ChatMessage] | None
     if messages and messages[-1].role == "assistant":
         answer = messages[-1].model_dump(exclude_none=True, mode="json")
         return messages[:-1], answer
+    if isinstance(record.get("error"), str):
+        return messages, str(record["error"])
     raise ValueError("needs `response`, or `messages` ending with an assistant message")
 
 
@@ -79,7 +85,7 @@ class ReplayModel:
                     record = orjson.loads(line)
                     if not isinstance(record, dict):
                         raise ValueError("each line must be a JSON object")
-                    prompt, _ = _prompt_and_answer(record)
+                    prompt, _ = _parse(record)
                 except (orjson.JSONDecodeError, ValueError, ValidationError) as exc:
                     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     problems.append(Problem(detail, where))
@@ -121,7 +127,9 @@ class ReplayModel:
             )
         self._file.seek(offset)
         record = orjson.loads(self._file.readline())
-        _, answer = _prompt_and_answer(record)
+        _, answer = _parse(record)
+        if isinstance(answer, str):
+            raise FatalModelError("recorded_error", f"the recorded run failed here: {answer}")
         usage = record.get("usage") or {}
         return Completion(
             text=ChatMessage.model_validate(answer).text,

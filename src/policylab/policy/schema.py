@@ -9,8 +9,8 @@ Every model forbids unknown keys: a misspelt key is an error, never silently ign
 
 from __future__ import annotations
 
-import hashlib
 import datetime as dt
+import hashlib
 from enum import StrEnum
 from typing import Annotated, Literal
 

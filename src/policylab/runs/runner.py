@@ -108,6 +108,7 @@ class RunSummary:
     session: RunProgress
     elapsed_s: float
     in_doubt: int = 0
+    in_doubt_action: InDoubt = "retry"
     stop_reason: str | None = None
     bad_items: list[str] = field(default_factory=list)
 
@@ -263,6 +264,7 @@ class Runner:
                 session=self.progress,
                 elapsed_s=time.perf_counter() - started,
                 in_doubt=in_doubt,
+                in_doubt_action=self.options.in_doubt,
                 stop_reason=self._stop_reason,
                 bad_items=self._bad_items[:20],
             )

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from scipy.special import logsumexp
 
 from policylab.errors import PolicylabError
 from policylab.stats._long import Ratings, ratings_from_frame
@@ -140,11 +139,11 @@ def dawid_skene(
     )
     incidence_t = incidence.T.tocsr()
 
-    counts = sp.csr_array(
-        (np.ones(ratings.item.size), (ratings.item, ratings.value)), shape=(u, k)
-    ).toarray()
-    posteriors = counts / counts.sum(axis=1, keepdims=True)
-    _clamp(posteriors, clamp_rows, clamp_cols)
+    # Posteriors are kept as (labels x items): the per-item sums over labels then run along
+    # contiguous rows, far faster than reducing a short last axis.
+    votes = np.bincount(ratings.item * k + ratings.value, minlength=u * k).reshape(u, k)
+    post = np.ascontiguousarray((votes / votes.sum(axis=1, keepdims=True)).T)
+    _clamp(post, clamp_rows, clamp_cols)
 
     log_lik = -math.inf
     converged = False
@@ -152,62 +151,78 @@ def dawid_skene(
     n_ratings = max(int(ratings.item.size), 1)
     while n_iter < max_iter:
         n_iter += 1
-        priors, log_theta = _m_step(posteriors, incidence, r, k)
-        joint = np.log(priors)[None, :] + incidence_t @ log_theta
-        new_log_lik = _log_likelihood(joint, clamp_rows, clamp_cols)
-        posteriors = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
-        _clamp(posteriors, clamp_rows, clamp_cols)
+        priors, log_theta = _m_step(post, incidence, r, k)
+        post, new_log_lik = _e_step(priors, log_theta, incidence_t, clamp_rows, clamp_cols)
         if abs(new_log_lik - log_lik) / n_ratings < tol:
             converged = True
             log_lik = new_log_lik
             break
         log_lik = new_log_lik
 
-    priors, log_theta = _m_step(posteriors, incidence, r, k)
-    final_joint = np.log(priors)[None, :] + incidence_t @ log_theta
+    priors, log_theta = _m_step(post, incidence, r, k)
+    _, final_log_lik = _e_step(priors, log_theta, incidence_t, clamp_rows, clamp_cols)
     confusion = np.exp(log_theta).reshape(r, k, k).transpose(0, 2, 1)
-    best = posteriors.argmax(axis=1)
+    best = post.argmax(axis=0)
     return DawidSkeneResult(
         labels=list(ratings.domain),
         items=list(ratings.items),
         raters=list(ratings.raters),
-        posteriors=posteriors,
+        posteriors=np.ascontiguousarray(post.T),
         priors=priors,
         confusion=confusion,
         aggregated=pd.Series(
-            [ratings.domain[j] for j in best],
+            np.asarray(ratings.domain, dtype=object)[best],
             index=pd.Index(ratings.items, name=item),
             name="label",
         ),
         n_iter=n_iter,
         converged=converged,
-        log_likelihood=_log_likelihood(final_joint, clamp_rows, clamp_cols),
+        log_likelihood=final_log_lik,
     )
 
 
 def _m_step(
-    posteriors: NDArray[np.float64], incidence: sp.csr_array, r: int, k: int
+    post: NDArray[np.float64], incidence: sp.csr_array, r: int, k: int
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Priors, and log theta as a ((rater, given) x true) matrix."""
-    priors = np.clip(posteriors.mean(axis=0), _EPS, None)
+    """Priors, and log theta as a ((rater, given) x true) matrix, from (labels x items) posteriors."""
+    priors = np.clip(post.mean(axis=1), _EPS, None)
     priors = priors / priors.sum()
-    theta = np.clip((incidence @ posteriors).reshape(r, k, k), _EPS, None)  # [rater, given, true]
+    theta = np.asarray(incidence @ np.ascontiguousarray(post.T)).reshape(r, k, k)
+    theta = np.clip(theta, _EPS, None)  # [rater, given, true]
     theta /= theta.sum(axis=1, keepdims=True)
     return priors, np.log(theta).reshape(r * k, k)
 
 
-def _log_likelihood(
-    joint: NDArray[np.float64], clamp_rows: NDArray[np.intp], clamp_cols: NDArray[np.intp]
-) -> float:
-    """sum_u log sum_k P(k) P(ratings_u | k); a gold item adds only its known label's term."""
-    per_item = logsumexp(joint, axis=1)
-    per_item[clamp_rows] = joint[clamp_rows, clamp_cols]
-    return float(per_item.sum())
+def _e_step(
+    priors: NDArray[np.float64],
+    log_theta: NDArray[np.float64],
+    incidence_t: sp.csr_array,
+    clamp_rows: NDArray[np.intp],
+    clamp_cols: NDArray[np.intp],
+) -> tuple[NDArray[np.float64], float]:
+    """(labels x items) posteriors and the marginal log-likelihood of the data.
+
+    The log-likelihood is sum_u log sum_k P(k) P(ratings_u | k); a gold item contributes only its
+    known label's term.
+    """
+    joint = np.ascontiguousarray(np.asarray(incidence_t @ log_theta).T)
+    joint += np.log(priors)[:, None]
+    gold_terms = float(joint[clamp_cols, clamp_rows].sum())
+    top = joint.max(axis=0)
+    joint -= top
+    np.exp(joint, out=joint)
+    total = joint.sum(axis=0)
+    joint /= total
+    per_item = top + np.log(total)
+    log_lik = float(per_item.sum() - per_item[clamp_rows].sum()) + gold_terms
+    _clamp(joint, clamp_rows, clamp_cols)
+    return joint, log_lik
 
 
-def _clamp(posteriors: NDArray[np.float64], rows: NDArray[np.intp], cols: NDArray[np.intp]) -> None:
-    posteriors[rows] = 0.0
-    posteriors[rows, cols] = 1.0
+def _clamp(post: NDArray[np.float64], rows: NDArray[np.intp], cols: NDArray[np.intp]) -> None:
+    """Set gold items' posteriors to their known label; `post` is (labels x items)."""
+    post[:, rows] = 0.0
+    post[cols, rows] = 1.0
 
 
 def _gold_codes(

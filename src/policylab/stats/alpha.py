@@ -24,7 +24,7 @@ replacement; alpha is recomputed from the resampled item statistics; percentile 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,7 @@ class AlphaResult(BaseModel):
     expected_disagreement: float
 
 
-Counts = NDArray[np.float64] | sp.csr_array
+Counts: TypeAlias = NDArray[np.float64] | sp.csr_array
 
 # Below this many items x values cells the count matrix is dense (BLAS products); above, sparse.
 _DENSE_CELLS = 1 << 23
@@ -89,14 +89,15 @@ class _AlphaStats:
         self.m = m[keep].astype(np.float64)
         self.n_items = int(self.m.size)
         if level == "interval":
-            assert s1 is not None and s2 is not None
+            assert s1 is not None
+            assert s2 is not None
             self.s1, self.s2 = s1[keep], s2[keep]
             self.q = (self.m * self.s2 - self.s1 * self.s1) / (self.m - 1.0)
             return
         assert counts is not None
         self.counts: Counts = counts if keep.all() else counts[keep]
         if isinstance(self.counts, np.ndarray):
-            square_sums = (self.counts * self.counts).sum(axis=1)
+            square_sums = np.einsum("uv,uv->u", self.counts, self.counts)
         else:
             squared = self.counts.copy()
             squared.data = squared.data**2
@@ -125,8 +126,8 @@ class _AlphaStats:
         if level == "interval":
             assert ratings.numeric is not None
             x = ratings.numeric - (ratings.numeric.mean() if ratings.numeric.size else 0.0)
-            s1 = np.bincount(ratings.item, weights=x, minlength=u)
-            s2 = np.bincount(ratings.item, weights=x * x, minlength=u)
+            s1 = np.bincount(ratings.item, weights=x, minlength=u).astype(np.float64)
+            s2 = np.bincount(ratings.item, weights=x * x, minlength=u).astype(np.float64)
             return cls(level, m, s1=s1, s2=s2)
         counts: Counts
         if u * v <= _DENSE_CELLS:
@@ -207,14 +208,20 @@ def _result(
 
 
 def _bootstrap(stats: _AlphaStats, *, n_boot: int, seed: int | None) -> NDArray[np.float64]:
+    """Alpha for `n_boot` resamples of the pairable items.
+
+    Replicate i draws `rng.integers(0, u, size=u, dtype=np.int32)` (u pairable items, in item
+    order) and weights each item by how often it was drawn; replicates are evaluated in chunks.
+    """
     rng = np.random.default_rng(seed)
     u = stats.n_items
     chunk = max(1, _CHUNK_ELEMENTS // max(u, 1))
     out = np.empty(n_boot, dtype=np.float64)
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
-        picks = rng.integers(0, u, size=(b, u)) + (np.arange(b) * u)[:, None]
-        weights = np.bincount(picks.ravel(), minlength=b * u).reshape(b, u).astype(np.float64)
+        weights = np.empty((b, u), dtype=np.float64)
+        for row in range(b):
+            weights[row] = np.bincount(rng.integers(0, u, size=u, dtype=np.int32), minlength=u)
         out[start : start + b] = stats.alpha(weights)[0]
     return out
 
@@ -284,7 +291,8 @@ def alpha_from_counts(
     )
     if matrix.ndim != 2:
         raise PolicylabError("counts must be a 2-D items x values matrix")
-    if (matrix.data < 0).any() if sp.issparse(matrix) else (matrix < 0).any():
+    entries = matrix.data if isinstance(matrix, sp.csr_array) else matrix
+    if np.any(entries < 0):
         raise PolicylabError("counts must be non-negative")
     x = None
     if lvl == "interval":

@@ -153,8 +153,11 @@ def insert_items(
         {**_values(item), "eval_set_id": eval_set_id, "duplicate_of": dup}
         for item, dup in zip(items, dups, strict=True)
     ]
-    stmt = insert(Item).returning(Item.id, sort_by_parameter_order=True)
-    return list(session.scalars(stmt, rows))
+    # RETURNING in parameter order makes SQLite insert row by row; matching on the external id
+    # (unique within the set) keeps one multi-row INSERT per page on every backend.
+    stmt = insert(Item).returning(Item.id, Item.external_id)
+    by_external = {external: db_id for db_id, external in session.execute(stmt, rows).tuples()}
+    return [by_external[item.id] for item in items]
 
 
 _RECORD_COLUMNS = (

@@ -99,14 +99,57 @@ def open_run(
     return run, False
 
 
-def list_runs(session: Session) -> list[tuple[Run, str]]:
-    """Every run with its eval set's name, newest first."""
-    rows = session.execute(
-        select(Run, EvalSet.name)
-        .join(EvalSet, EvalSet.id == Run.eval_set_id)
-        .order_by(Run.created_at.desc(), Run.id.desc())
+@dataclass(frozen=True)
+class RunOverview:
+    """One line of `policylab runs list`."""
+
+    run: Run
+    set_name: str
+    items: int
+    succeeded: int
+    failed: int
+
+
+def list_runs(session: Session) -> list[RunOverview]:
+    """Every run with its set's name, item count and answers so far, newest first."""
+    ok = Response.error.is_(None)
+    answers = (
+        select(
+            Response.run_id,
+            func.count(Response.id).filter(ok).label("ok"),
+            func.count(Response.id).filter(~ok).label("failed"),
+        )
+        .group_by(Response.run_id)
+        .subquery()
     )
-    return [(run, set_name) for run, set_name in rows.tuples()]
+    sizes = (
+        select(Item.eval_set_id, func.count(Item.id).label("n"))
+        .group_by(Item.eval_set_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Run, EvalSet.name, sizes.c.n, answers.c.ok, answers.c.failed)
+        .join(EvalSet, EvalSet.id == Run.eval_set_id)
+        .outerjoin(sizes, sizes.c.eval_set_id == Run.eval_set_id)
+        .outerjoin(answers, answers.c.run_id == Run.id)
+        .order_by(Run.created_at.desc(), Run.id.desc())
+    ).tuples()
+    return [
+        RunOverview(run, set_name, int(n or 0), int(done or 0), int(failed or 0))
+        for run, set_name, n, done, failed in rows
+    ]
+
+
+def failed_examples(session: Session, run: Run, *, limit: int = 10) -> list[tuple[str, str]]:
+    """(external id, error) of the run's first failed items."""
+    rows = session.execute(
+        select(Item.external_id, Response.error)
+        .join(Response, Response.item_id == Item.id)
+        .where(Response.run_id == run.id, Response.error.is_not(None))
+        .order_by(Item.id)
+        .limit(limit)
+    ).tuples()
+    return [(external_id, error or "") for external_id, error in rows]
 
 
 # -- the runner's queries -------------------------------------------------------------------------

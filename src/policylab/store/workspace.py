@@ -122,18 +122,21 @@ class Workspace:
     def migrate(self) -> None:
         """Bring the database to the latest schema (a no-op when it is already there)."""
         cfg = _alembic_config(self.db_url)
-        head = ScriptDirectory.from_config(cfg).get_current_head()
+        # Areas add migrations on branches from 0001 until they are merged, so compare every head.
+        heads = set(ScriptDirectory.from_config(cfg).get_heads())
         with self.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-        if current == head:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+        if current == heads:
             return
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")
 
     def schema_revision(self) -> str | None:
+        """The database's schema revision (several heads joined by `+`), or None before any."""
         with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            current = MigrationContext.configure(conn).get_current_heads()
+        return "+".join(sorted(current)) or None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,4 +1,9 @@
-"""What a compiler works on: one category with its descendants, or the whole policy."""
+"""What a compiler works on: one category with its descendants, or the whole policy.
+
+`scope` feeds the labelling guide and the training rows (a category and its whole subtree);
+`grader_scope` feeds the grader prompt, which judges items of one category and so needs that
+category's own criteria, its ancestors' and a line per child rather than the whole subtree.
+"""
 
 from __future__ import annotations
 
@@ -110,8 +115,70 @@ def scope(policy: Policy, category: str | None = None) -> Scope:
             a for a in policy.ambiguity if not a.categories or any(related(c) for c in a.categories)
         ],
     )
-    selected.definitions = _used_definitions(policy.definitions, _texts(selected))
+    selected.definitions = used_definitions(policy.definitions, _texts(selected))
     return selected
+
+
+@dataclass
+class GraderScope:
+    """What a grader prompt for one category (or, with no focus, the whole policy) may hold.
+
+    `rules` is mandatory; the other lists are candidates the prompt takes while its budget lasts.
+    """
+
+    policy: Policy
+    focus: Category | None
+    lineage: list[Category]  # the focus's ancestors, root first
+    children: list[Category]  # its direct subcategories, one routing line each
+    categories: list[tuple[Category, int]]  # the whole tree, for the whole-policy prompt only
+    rules: list[Rule]  # the ancestors' rules, then the focus's own
+    precedence: list[Precedence]
+    scoped_ambiguity: list[AmbiguityRule]  # those naming a related category
+    global_ambiguity: list[AmbiguityRule]  # those naming none: they apply everywhere
+    examples: list[Example]  # those of the focus and its descendants
+
+
+def grader_scope(policy: Policy, category: str | None = None) -> GraderScope:
+    """The parts a grader prompt for `category` (None: the whole policy) is assembled from.
+
+    A category is related to the focus when it is the focus, an ancestor or a descendant: a
+    precedence entry or an ambiguity rule that names one bears on the focus's items (a parent
+    routes to its children, so what decides between them bears on it too).
+    """
+    if category is None:
+        return GraderScope(
+            policy=policy,
+            focus=None,
+            lineage=[],
+            children=[],
+            categories=tree(policy),
+            rules=list(policy.rules),
+            precedence=list(policy.precedence),
+            scoped_ambiguity=[a for a in policy.ambiguity if a.categories],
+            global_ambiguity=[a for a in policy.ambiguity if not a.categories],
+            examples=list(policy.examples),
+        )
+    focus = require_category(policy, category)
+
+    def related(other: str) -> bool:
+        return policy.is_under(other, focus.id) or policy.is_under(focus.id, other)
+
+    chain = [*reversed(policy.ancestors(focus.id)), focus.id]
+    lineage = [c for cid in chain[:-1] if (c := policy.category(cid)) is not None]
+    return GraderScope(
+        policy=policy,
+        focus=focus,
+        lineage=lineage,
+        children=policy.children(focus.id),
+        categories=[],
+        rules=[r for cid in chain for r in policy.rules_for(cid)],
+        precedence=[
+            p for p in policy.precedence if related(p.category) or any(related(o) for o in p.over)
+        ],
+        scoped_ambiguity=[a for a in policy.ambiguity if any(related(c) for c in a.categories)],
+        global_ambiguity=[a for a in policy.ambiguity if not a.categories],
+        examples=[e for e in policy.examples if policy.is_under(e.category, focus.id)],
+    )
 
 
 def _texts(s: Scope) -> str:
@@ -129,7 +196,8 @@ def _texts(s: Scope) -> str:
     return "\n".join(parts)
 
 
-def _used_definitions(definitions: list[Definition], text: str) -> list[Definition]:
+def used_definitions(definitions: list[Definition], text: str) -> list[Definition]:
+    """The definitions whose term or an alias appears in `text` as a whole word, any case."""
     out = []
     for d in definitions:
         names = [d.term, *d.aliases]

@@ -1,27 +1,38 @@
-"""Compile a policy into a grader prompt for a policy-following judge such as gpt-oss-safeguard.
+"""Compile a policy into grader prompts for a policy-following judge such as gpt-oss-safeguard.
 
 The prompt follows the shape the gpt-oss-safeguard user guide recommends (ROOST and OpenAI, "User
 guide for gpt-oss-safeguard", OpenAI Cookbook, 2025-10-29): INSTRUCTIONS, DEFINITIONS, criteria
-(what violates and what does not), then a few short examples on both sides of the line; the output
-format is stated near the top and again before the examples. The text lives in
+(what violates and what does not), the output format, then short examples on both sides of the
+line. The guide finds 400-600 tokens best, so each category gets its own prompt, assembled to fit
+a token budget (the policy's `grader_token_budget`):
+
+1. mandatory: the instructions, the output contract, the category (with one routing line per
+   subcategory for a parent) and its rules (its ancestors' rules too: they apply to its items);
+2. then, each only while the prompt stays within the budget, in this order: precedence entries
+   that involve the category, its ancestors or descendants; ambiguity rules scoped to those;
+   the definitions those texts use; examples of the category's subtree in allowed/violating pairs;
+   policy-wide ambiguity rules.
+
+What did not fit is listed in `CompiledPrompt.omitted`. The text lives in
 `templates/policy/grader.md.j2`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from policylab.chat import transcript_text
 from policylab.core import Behavior
 from policylab.policy.compile._labels import labelled_responses
 from policylab.policy.compile._render import render
-from policylab.policy.compile._scope import scope
-from policylab.policy.schema import Example, Policy
+from policylab.policy.compile._scope import GraderScope, grader_scope, tree, used_definitions
+from policylab.policy.compile.tokens import count_tokens
+from policylab.policy.schema import AmbiguityRule, Definition, Example, Policy, Precedence
 
-# The guide suggests 1-2 examples each for violations and non-violations per compressed policy.
-EXAMPLES_PER_SIDE = 2
 _CLIP = 600
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -37,51 +48,196 @@ class Shot:
     rationale: str
 
     @property
-    def text(self) -> str:
-        return "\n".join(p for p in (self.conversation, self.response, self.rationale) if p)
+    def tokens(self) -> int:
+        parts = (self.conversation, self.response, self.answer, self.rationale)
+        return count_tokens("\n".join(p for p in parts if p))
+
+
+@dataclass(frozen=True)
+class CompiledPrompt:
+    """A grader prompt and how it was fitted to its budget.
+
+    `str(prompt)` is the text. `mandatory_tokens` counts the parts kept whatever the budget; when
+    it is over `budget` the prompt is too (lint T001). `included` and `omitted` name the optional
+    parts (`precedence CYB over MED`, `ambiguity fiction`, `definition Uplift`, `example cyb-01`)
+    that fitted and those that did not, in the order they were tried.
+    """
+
+    category: str | None
+    text: str
+    tokens: int
+    budget: int | None
+    mandatory_tokens: int
+    included: list[str] = field(default_factory=list)
+    omitted: list[str] = field(default_factory=list)
+    shots: list[Shot] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget is not None and self.tokens > self.budget
+
+    def sides_shown(self) -> set[str]:
+        """The sides of the line (allowed, violating) that at least one shown example is on."""
+        return {shot.side for shot in self.shots}
 
 
 def compile_grader_prompt(
-    policy: Policy, *, category: str | None = None, examples_per_side: int = EXAMPLES_PER_SIDE
-) -> str:
-    """The grader prompt for one category (with its descendants) or, with no category, the policy.
+    policy: Policy, *, category: str | None = None, budget: int | None = None
+) -> CompiledPrompt:
+    """The grader prompt for `category`, fitted to `budget` tokens (see the module docstring).
+
+    `budget` defaults to the policy's `grader_token_budget`. With no category the prompt covers
+    the whole policy (every category and rule); it is for reading, so by default it has no budget
+    and holds every optional part.
 
     Raises `PolicylabError` when `category` is not in the policy.
     """
-    selected = scope(policy, category)
-    shots = [_shot(e) for e in pick_examples(selected.examples, per_side=examples_per_side)]
-    titles = {c.id: c.title for c in policy.categories}
-    return render(
-        "grader.md.j2",
-        policy=policy,
-        scope=selected,
-        shots=shots,
-        titles=titles,
-    )
+    if budget is None and category is not None:
+        budget = policy.grader_token_budget
+    return _Assembly(grader_scope(policy, category), budget).run()
 
 
-def grader_prompts(policy: Policy) -> dict[str, str]:
-    """A grader prompt per top-level category, by category id."""
+def compile_grader_prompt_text(
+    policy: Policy, *, category: str | None = None, budget: int | None = None
+) -> str:
+    """The text of `compile_grader_prompt(...)`."""
+    return compile_grader_prompt(policy, category=category, budget=budget).text
+
+
+def grader_prompts(policy: Policy, *, budget: int | None = None) -> dict[str, CompiledPrompt]:
+    """A grader prompt for every category, parents before their children, by category id."""
     return {
-        c.id: compile_grader_prompt(policy, category=c.id)
-        for c in policy.categories
-        if c.parent_id is None
+        cat.id: compile_grader_prompt(policy, category=cat.id, budget=budget)
+        for cat, _ in tree(policy)
     }
 
 
-def pick_examples(examples: list[Example], *, per_side: int) -> list[Example]:
-    """Up to `per_side` examples on each side of the line, violating side first.
+def order_examples(examples: list[Example]) -> tuple[list[Example], list[Example]]:
+    """The allowed and the violating examples, each shortest first (in tokens as shown).
 
-    Examples that carry a labelled response come first: they show a whole verdict, not only the
-    expected behaviour. Among those, shorter ones first (the guide asks for short examples, and
-    they cost fewer tokens); ties keep file order, so the prompt is stable.
+    The guide asks for short examples, and under a budget a short one leaves room for more
+    context; ties keep file order, so the prompt is stable.
     """
-    out: list[Example] = []
-    for side in ("violating", "allowed"):
-        candidates = [e for e in examples if e.side == side]
-        candidates.sort(key=lambda e: (_shot_response(e) is None, len(_shot(e).text)))
-        out.extend(candidates[:per_side])
-    return out
+
+    def ranked(side: str) -> list[Example]:
+        return sorted((e for e in examples if e.side == side), key=lambda e: _shot(e).tokens)
+
+    return ranked("allowed"), ranked("violating")
+
+
+class _Assembly:
+    """Greedy assembly: each optional part is kept when the whole prompt still fits the budget."""
+
+    def __init__(self, scope: GraderScope, budget: int | None) -> None:
+        self.scope = scope
+        self.budget = budget
+        self.precedence: list[Precedence] = []
+        self.ambiguity: list[AmbiguityRule] = []
+        self.definitions: list[Definition] = []
+        self.shots: list[Shot] = []
+        self.included: list[str] = []
+        self.omitted: list[str] = []
+        self.titles = {c.id: c.title for c in scope.policy.categories}
+        self.order = {id(a): i for i, a in enumerate(scope.policy.ambiguity)}
+        allowed, violating = order_examples(scope.examples)
+        self.pools = ([_shot(e) for e in allowed], [_shot(e) for e in violating])
+        self.text = self.render()
+        self.tokens = count_tokens(self.text)
+
+    def run(self) -> CompiledPrompt:
+        s = self.scope
+        mandatory = self.tokens
+        # One example per side goes first: a prompt that shows only one side of the line, or
+        # none, teaches less than any single context line adds (the guide's shape has both).
+        self.add_examples(max_pairs=1)
+        for p in s.precedence:
+            self.offer(f"precedence {p.category} over {', '.join(p.over)}", self.precedence, p)
+        for a in s.scoped_ambiguity:
+            self.offer(f"ambiguity {a.id}", self.ambiguity, a)
+        for d in used_definitions(s.policy.definitions, self.content()):
+            self.offer(f"definition {d.term}", self.definitions, d)
+        self.add_examples(max_pairs=None)
+        for a in s.global_ambiguity:
+            self.offer(f"ambiguity {a.id}", self.ambiguity, a)
+        return CompiledPrompt(
+            category=s.focus.id if s.focus else None,
+            text=self.text,
+            tokens=self.tokens,
+            budget=self.budget,
+            mandatory_tokens=mandatory,
+            included=self.included,
+            omitted=self.omitted,
+            shots=self.shots,
+        )
+
+    def render(self) -> str:
+        return render(
+            "grader.md.j2",
+            policy=self.scope.policy,
+            scope=self.scope,
+            definitions=self.definitions,
+            precedence=self.precedence,
+            ambiguity=sorted(self.ambiguity, key=lambda a: self.order[id(a)]),
+            shots=self.shots,
+            titles=self.titles,
+        )
+
+    def keep_if_fits(self, labels: list[str], target: list[_T], items: list[_T]) -> bool:
+        """Append `items` to `target`; keep them if the prompt still fits, else mark them omitted."""
+        target.extend(items)
+        text = self.render()
+        tokens = count_tokens(text)
+        if self.budget is not None and tokens > self.budget:
+            del target[len(target) - len(items) :]
+            self.omitted += labels
+            return False
+        self.text, self.tokens = text, tokens
+        self.included += labels
+        return True
+
+    def offer(self, label: str, target: list[_T], item: _T) -> bool:
+        return self.keep_if_fits([label], target, [item])
+
+    def add_examples(self, *, max_pairs: int | None) -> None:
+        """Examples in allowed/violating pairs, so neither side of the line is shown alone.
+
+        Each side is taken shortest first. When the next pair does not fit, no more examples are
+        shown; once one side has none left, the other side's are offered one by one. With
+        `max_pairs`, stop after that many pairs (the rest wait for a later call).
+        """
+        allowed, violating = self.pools
+        pairs = 0
+        while allowed and violating and (max_pairs is None or pairs < max_pairs):
+            pair = [allowed[0], violating[0]]
+            labels = [f"example {shot.id}" for shot in pair]
+            if not self.keep_if_fits(labels, self.shots, pair):
+                self.omitted += [f"example {shot.id}" for shot in [*allowed[1:], *violating[1:]]]
+                allowed.clear()
+                violating.clear()
+                return
+            del allowed[0], violating[0]
+            pairs += 1
+        if max_pairs is not None and allowed and violating:
+            return
+        for shot in [*allowed, *violating]:
+            self.offer(f"example {shot.id}", self.shots, shot)
+        allowed.clear()
+        violating.clear()
+
+    def content(self) -> str:
+        """The policy text shown so far: a definition is offered when its term appears in it."""
+        s = self.scope
+        cats = [c for c, _ in s.categories] or [*s.lineage, *([s.focus] if s.focus else [])]
+        parts = [t for c in cats for t in (c.title, c.description)]
+        parts += [c.title for c in s.children]
+        for r in s.rules:
+            parts += [r.title, *r.violating, *r.allowed, *r.escalate, *r.ambiguity]
+        parts += [p.reason for p in self.precedence]
+        parts += [t for a in self.ambiguity for t in (a.when, a.resolve)]
+        return "\n".join(parts)
 
 
 def _shot_response(example: Example) -> tuple[str, Behavior, bool] | None:
