@@ -135,3 +135,21 @@ def add_eval_set(ws: Workspace, name: str, conversations: list[Any]) -> list[int
 def make_eval_set() -> Any:
     """`add_eval_set(ws, name, conversations)` as a fixture, for tests that insert items directly."""
     return add_eval_set
+
+
+@pytest.fixture(scope="session")
+def synthetic() -> Any:
+    """tests/results/synthetic.py: small synthetic runs with hand-computed numbers (results,
+    report, CLI and dashboard tests)."""
+    import importlib.util
+    import sys
+
+    name = "policylab_tests_synthetic"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests/results/synthetic.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

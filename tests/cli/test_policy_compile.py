@@ -21,7 +21,7 @@ def runner() -> CliRunner:
 def test_grader_to_stdout(runner: CliRunner) -> None:
     result = runner.invoke(app, ["policy", "compile", str(MINI), "--target", "grader", "-c", "CYB"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == compile_grader_prompt(load_policy(MINI).policy, category="CYB")
+    assert result.stdout == compile_grader_prompt(load_policy(MINI).policy, category="CYB").text
 
 
 def test_guide_format_follows_the_output_suffix(runner: CliRunner, tmp_path: Path) -> None:

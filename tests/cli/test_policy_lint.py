@@ -112,6 +112,8 @@ def test_token_budget_option(runner: CliRunner) -> None:
     assert _prefixes(result.stdout) == [
         "mini/policy.yaml:23:5: WARNING T001",
         "mini/cyber.yaml:3:5: WARNING T001",
+        "mini/cyber.yaml:18:5: WARNING T001",
+        "mini/cyber.yaml:30:5: WARNING T001",
     ]
     assert "over the budget of 100" in result.stdout
 

@@ -21,6 +21,7 @@ import pytest
 from policylab.chat import ChatMessage
 from policylab.core import Behavior, Severity
 from policylab.policy import LoadedPolicy, Policy, load_policy
+from policylab.policy.compile.grader import grader_prompts
 from policylab.policy.schema import ResponseLabel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -276,9 +277,21 @@ def test_pack_lints_without_errors(loaded: LoadedPolicy) -> None:
     findings = lint_module.lint(loaded)
     errors = [f.render() for f in findings if f.severity.value == "error"]
     assert errors == []
-    # Checks mirroring the pack's own bar: vague words, coverage, harm models, gates, mappings.
-    codes = {"V001", "C001", "C002", "C003", "H004", "G001", "G002", "M001", "M002"}
+    # Checks mirroring the pack's own bar: vague words, coverage, harm models, gates, mappings,
+    # grader prompt budgets.
+    codes = {"V001", "C001", "C002", "C003", "H004", "G001", "G002", "M001", "M002", "T001", "T002"}
     assert [f.render() for f in findings if f.code in codes] == []
+
+
+def test_every_category_s_grader_prompt_stays_within_its_budget(pack: Policy) -> None:
+    """The issue's Done-when: the grader prompt for each example category fits its budget."""
+    prompts = grader_prompts(pack)
+    assert list(prompts) == [c.id for c in pack.categories]
+    over = {cid: p.tokens for cid, p in prompts.items() if p.tokens > pack.grader_token_budget}
+    assert over == {}
+    # Each shows at least one example on each side of its line, as the guide's shape asks.
+    sides = {"allowed", "violating"}
+    assert [cid for cid, p in prompts.items() if p.sides_shown() != sides] == []
 
 
 @pytest.mark.realdata

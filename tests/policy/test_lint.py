@@ -376,21 +376,126 @@ def test_mapping_codes(tmp_path: Path) -> None:
     assert "did you mean `vcr`?" in (findings[2].hint or "")
 
 
-def test_token_budget(tmp_path: Path) -> None:
+def _t_findings(tmp_path: Path, data: dict[str, Any], **kwargs: Any) -> list[tuple[str, str]]:
+    """(code, category id) of each T finding."""
+    out = []
+    for f in run(tmp_path, data, **kwargs):
+        if f.code.startswith("T"):
+            found = re.search(r"`([^`]+)`", f.message)
+            assert found is not None
+            out.append((f.code, found.group(1)))
+    return out
+
+
+def _budget_data() -> dict[str, Any]:
     data = base()
     data["categories"].append(_category("CYB.1"))
-    data["examples"] += [_example("c1", "CYB.1", "comply"), _example("c2", "CYB.1", "refuse")]
-    loaded_findings = run(tmp_path, data)
-    assert loaded_findings == []
+    data["rules"].append(
+        {
+            "id": "CYB.1.a",
+            "title": "No phishing kits",
+            "allowed": ["Explains how phishing works."],
+            "violating": ["Writes a phishing page aimed at a real bank, or a lure email for one."],
+        }
+    )
+    data["examples"] += [
+        _example("c1", "CYB.1", "comply", rule_ids=["CYB.1.a"]),
+        _example("c2", "CYB.1", "refuse", rule_ids=["CYB.1.a"]),
+    ]
+    return data
+
+
+def test_t001_fires_exactly_when_the_mandatory_part_is_over_budget(tmp_path: Path) -> None:
+    data = _budget_data()
+    assert run(tmp_path, data) == []  # the base budget of 5000 fits everything
     policy = load_policy(tmp_path / "policy.yaml").policy
-    tokens = count_tokens(compile_grader_prompt(policy, category="CYB"))
-    # Only top-level categories are compiled and checked; the budget is inclusive.
-    assert run(tmp_path, data, token_budget=tokens) == []
-    over = run(tmp_path, data, token_budget=tokens - 1)
-    assert codes(over) == ["T001"]
-    assert f"about {tokens} tokens" in over[0].message
-    data["grader_token_budget"] = tokens - 1
-    assert codes(run(tmp_path, data)) == ["T001"]
+    mandatory = {
+        c.id: compile_grader_prompt(policy, category=c.id, budget=1).mandatory_tokens
+        for c in policy.categories
+    }
+    assert mandatory["CYB.1"] > mandatory["CYB"]  # the leaf adds its own rule to its parent's
+    for budget in sorted({*mandatory.values(), *(m - 1 for m in mandatory.values())}):
+        t001 = [
+            cid for code, cid in _t_findings(tmp_path, data, token_budget=budget) if code == "T001"
+        ]
+        assert t001 == [cid for cid, m in mandatory.items() if m > budget], budget
+    # The policy's own budget counts too, and `token_budget` overrides it.
+    data["grader_token_budget"] = mandatory["CYB"] - 1
+    assert [code for code, _ in _t_findings(tmp_path, data)] == ["T001", "T001"]
+    assert _t_findings(tmp_path, data, token_budget=5000) == []
+
+
+def test_t001_says_by_how_much_and_which_rule_is_longest(tmp_path: Path) -> None:
+    data = _budget_data()
+    data["rules"].append(
+        {"id": "CYB.1.b", "title": "Short", "allowed": ["A."], "violating": ["B."]}
+    )
+    data["examples"].append(_example("c3", "CYB.1", "refuse", rule_ids=["CYB.1.b"]))
+    run(tmp_path, data)
+    policy = load_policy(tmp_path / "policy.yaml").policy
+    needed = compile_grader_prompt(policy, category="CYB.1", budget=1).mandatory_tokens
+    findings = [f for f in run(tmp_path, data, token_budget=100) if f.code == "T001"]
+    leaf = next(f for f in findings if "`CYB.1`" in f.message)
+    assert leaf.severity is FindingSeverity.WARNING
+    assert f"needs about {needed} tokens before any example or context" in leaf.message
+    assert f"{needed - 100} over the budget of 100" in leaf.message
+    rule_text = "\n".join(
+        ["No phishing kits", "Writes a phishing page aimed at a real bank, or a lure email for one.",
+         "Explains how phishing works."]
+    )  # fmt: skip
+    assert f"its longest rule is `CYB.1.a` (about {count_tokens(rule_text)} tokens)" in leaf.message
+    assert leaf.location.field == "categories[CYB.1]"
+    assert "grader_token_budget" in (leaf.hint or "")
+    # A parent without rules of its own: the description and routing lines are the cause.
+    data["rules"] = [r for r in data["rules"] if r["id"] != "CYB.a"]
+    data["examples"] = [e for e in data["examples"] if e["category"] == "CYB.1"]
+    parent = next(
+        f
+        for f in run(tmp_path, data, token_budget=100)
+        if f.code == "T001" and "`CYB`" in f.message
+    )
+    assert "it has no rules of its own: its description, subcategory lines" in parent.message
+
+
+def test_t002_fires_exactly_when_no_example_pair_fits(tmp_path: Path) -> None:
+    data = _budget_data()
+    run(tmp_path, data)
+    policy = load_policy(tmp_path / "policy.yaml").policy
+    # The smallest budget at which CYB.1's prompt shows an example on each side.
+    mandatory = compile_grader_prompt(policy, category="CYB.1", budget=1).mandatory_tokens
+    low, high = mandatory, compile_grader_prompt(policy, category="CYB.1", budget=10**6).tokens
+    while low < high:
+        mid = (low + high) // 2
+        both = compile_grader_prompt(policy, category="CYB.1", budget=mid).sides_shown()
+        low, high = (low, mid) if both == {"allowed", "violating"} else (mid + 1, high)
+    fits = low
+    at = _t_findings(tmp_path, data, token_budget=fits)
+    below = _t_findings(tmp_path, data, token_budget=fits - 1)
+    assert ("T002", "CYB.1") not in at
+    assert ("T002", "CYB.1") in below
+    assert ("T001", "CYB.1") not in below  # the mandatory part itself still fits
+    t002 = next(
+        f
+        for f in run(tmp_path, data, token_budget=fits - 1)
+        if f.code == "T002" and "`CYB.1`" in f.message
+    )
+    assert t002.severity is FindingSeverity.INFO
+    assert "has no room for one example on each side of the line" in t002.message
+    # T001 replaces T002: a prompt over budget before any example is not reported twice.
+    over = _t_findings(tmp_path, data, token_budget=mandatory - 1)
+    assert [c for c in over if c[1] == "CYB.1"] == [("T001", "CYB.1")]
+
+
+def test_t002_names_the_missing_side_when_examples_cover_one(tmp_path: Path) -> None:
+    data = _budget_data()
+    data["examples"] = [e for e in data["examples"] if e["expected_behavior"] == "refuse"]
+    run(tmp_path, data)
+    policy = load_policy(tmp_path / "policy.yaml").policy
+    mandatory = compile_grader_prompt(policy, category="CYB", budget=1).mandatory_tokens
+    findings = [f for f in run(tmp_path, data, token_budget=mandatory) if f.code == "T002"]
+    assert [f.message.split(":")[0] for f in findings] == [
+        "the grader prompt for `CYB` has no room for an example on the violating side of the line"
+    ]
 
 
 def test_findings_are_ordered_by_file_then_line(tmp_path: Path) -> None:

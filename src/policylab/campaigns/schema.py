@@ -152,7 +152,9 @@ def derive_schema(policy: Policy, *, mode: Mode, rationale_required: bool = Fals
         policy_version=policy.version,
         behaviors=[Option(value=b.value, title=b.value) for b in Behavior],
         ask_violation=mode == "response",
-        categories=[Option(value=c.id, title=c.title, parent=c.parent_id) for c in policy.categories],
+        categories=[
+            Option(value=c.id, title=c.title, parent=c.parent_id) for c in policy.categories
+        ],
         rules=[Option(value=r.id, title=r.title, parent=r.category_id) for r in policy.rules],
         rationale_required=rationale_required,
     )

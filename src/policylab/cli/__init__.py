@@ -13,10 +13,14 @@ import typer
 
 from policylab import __version__
 from policylab.cli import agreement as agreement_cmd
+from policylab.cli import campaign as campaign_cmd
+from policylab.cli import grade as grade_cmd
 from policylab.cli import items as items_cmd
 from policylab.cli import policy as policy_cmd
 from policylab.cli import run as run_cmd
 from policylab.cli import runs as runs_cmd
+from policylab.cli import serve as serve_cmd
+from policylab.cli import user as user_cmd
 from policylab.cli import workspace as workspace_cmd
 
 app = typer.Typer(
@@ -53,7 +57,12 @@ app.add_typer(policy_cmd.app, name="policy", rich_help_panel="1. Policy as code"
 app.add_typer(items_cmd.app, name="items", rich_help_panel="2. Measure models")
 app.command("run", rich_help_panel="2. Measure models")(run_cmd.run)
 app.add_typer(runs_cmd.app, name="runs", rich_help_panel="2. Measure models")
+app.command("grade", rich_help_panel="2. Measure models")(grade_cmd.grade)
+app.command("validate", rich_help_panel="2. Measure models")(grade_cmd.validate)
 app.command("agreement", rich_help_panel="3. Human data")(agreement_cmd.agreement)
+app.add_typer(campaign_cmd.app, name="campaign", rich_help_panel="3. Human data")
+app.add_typer(user_cmd.app, name="user", rich_help_panel="3. Human data")
+app.command("serve", rich_help_panel="3. Human data")(serve_cmd.serve)
 
 
 def main() -> None:

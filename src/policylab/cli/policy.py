@@ -27,7 +27,6 @@ from policylab.policy.compile import (
     compile_examples,
     compile_grader_prompt,
     compile_guide,
-    count_tokens,
 )
 from policylab.policy.compile.guide import GuideFormat
 from policylab.policy.diff import Change, diff_policies
@@ -291,8 +290,12 @@ def compile_cmd(
     policy = loaded.policy
     try:
         if target is CompileTarget.GRADER:
-            text = compile_grader_prompt(policy, category=category)
-            note = f"grader prompt, about {count_tokens(text)} tokens"
+            prompt = compile_grader_prompt(policy, category=category)
+            text = prompt.text
+            note = (
+                f"grader prompt, about {prompt.tokens} tokens of a {prompt.budget} budget, "
+                f"{len(prompt.omitted)} optional parts left out"
+            )
         elif target is CompileTarget.GUIDE:
             html = output is not None and output.suffix.lower() in (".html", ".htm")
             chosen = guide_format or (

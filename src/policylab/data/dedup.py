@@ -80,13 +80,7 @@ def shingles(text: str, *, size: int = SHINGLE_CHARS) -> set[str]:
     return {norm[i : i + size] for i in range(len(norm) - size + 1)}
 
 
-def shingle_hashes(text: str, *, size: int = SHINGLE_CHARS) -> Signature:
-    """32-bit hashes of `shingles(text)`, distinct and sorted, computed with NumPy.
-
-    A polynomial hash over each window of code points (mod 2**32). The MinHash mixes the bits
-    itself, so this hash only has to tell shingles apart. (SHA-1 on each shingle in Python, as
-    datasketch does by default, took 80% of an import's time.)
-    """
+def _window_hashes(text: str, size: int) -> Signature:
     norm = _normalised_words(text)
     if not norm:
         return np.empty(0, dtype=np.uint32)
@@ -96,7 +90,17 @@ def shingle_hashes(text: str, *, size: int = SHINGLE_CHARS) -> Signature:
     for j in range(min(size, len(points))):
         # acc < 2**32 and a code point < 2**21, so acc * base + point stays below 2**64.
         acc = (acc * _BASE + points[j : j + n]) & _MASK32
-    return np.unique(acc.astype(np.uint32))
+    return acc.astype(np.uint32)
+
+
+def shingle_hashes(text: str, *, size: int = SHINGLE_CHARS) -> Signature:
+    """32-bit hashes of `shingles(text)`, distinct and sorted, computed with NumPy.
+
+    A polynomial hash over each window of code points (mod 2**32). The MinHash mixes the bits
+    itself, so this hash only has to tell shingles apart. (SHA-1 on each shingle in Python, as
+    datasketch does by default, took 80% of an import's time.)
+    """
+    return np.unique(_window_hashes(text, size))
 
 
 def _fmix32(h: Signature) -> Signature:
@@ -121,7 +125,7 @@ def signature(text: str, *, num_perm: int = DEFAULT_NUM_PERM) -> Signature | Non
     Equal to `datasketch.MinHash(scheme="affine32", seed=1).update_batch` over `shingle_hashes`,
     without a Python call per shingle.
     """
-    hashes = shingle_hashes(text)
+    hashes = _window_hashes(text, SHINGLE_CHARS)  # repeats do not change a minimum: no unique()
     if not len(hashes):
         return None
     a, b = _permutations(num_perm)

@@ -123,19 +123,14 @@ class _Converter:
         self.policy = policy
         self.categories = {c.id: c for c in policy.categories} if policy else None
         self._row: dict[str, Any] = {}
+        self._columns: dict[str, str] = {}
         if mapping.context and not mapping.prompt:
             raise PolicylabError(
                 "--context-field goes with --prompt-field, not with a messages column"
             )
-        has_source = "categories" in mapping.fields or "categories" in mapping.constants
-        if mapping.category_map is not None and not has_source:
-            raise PolicylabError(
-                f"the category map {mapping.category_map.path} needs a category column",
-                hint="pass --map category=COLUMN",
-            )
 
     def _cell(self, target: str) -> tuple[str | None, Any]:
-        column = self.mapping.fields.get(target)
+        column = self._columns.get(target)
         if target in self.mapping.constants:
             return f"--set-field {target}", self.mapping.constants[target]
         return (column, self._row.get(column)) if column else (None, None)
@@ -149,6 +144,7 @@ class _Converter:
 
     def convert(self, row: dict[str, Any]) -> ItemRecord:
         self._row = row
+        self._columns = self.mapping.columns(row)
         m = self.mapping
         messages = self._messages()
         categories, kept = self._categories()
@@ -231,7 +227,9 @@ class _Converter:
         if m.category_map is not None and where in self._row:
             kept[where] = value
         if not names:
-            if m.allow_unmapped:
+            # Without a category map a blank cell is an item with no category; with one, it is a
+            # row the map cannot place.
+            if m.category_map is None or m.allow_unmapped:
                 return [], kept
             raise RowError("missing category", f"column {where!r} is empty")
         if m.category_map is None:
@@ -288,7 +286,7 @@ class _Converter:
     def _metadata(self, kept: dict[str, Any]) -> dict[str, Any]:
         m, row = self.mapping, self._row
         out: dict[str, Any] = {}
-        column = m.fields.get("metadata")
+        column = self._columns.get("metadata")
         if column is not None and not is_missing(row.get(column)):
             value = row[column]
             if isinstance(value, str):
@@ -299,7 +297,7 @@ class _Converter:
             if not isinstance(value, dict):
                 raise RowError("invalid value", f"column {column!r}: expected a JSON object")
             out.update(value)
-        consumed = m.consumed
+        consumed = m.consumed(self._columns)
         for key, value in row.items():
             if key not in consumed and not is_missing(value):
                 out[key] = value

@@ -24,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import JsonValue
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -67,7 +68,8 @@ def parse_assignments(values: Iterable[str], *, option: str) -> dict[str, str]:
 def _target(name: str, allowed: tuple[str, ...], option: str) -> str:
     target = _ALIASES.get(name, name)
     if target not in allowed:
-        close = difflib.get_close_matches(name, allowed, n=1)
+        names = [*allowed, *(k for k, v in _ALIASES.items() if v in allowed)]
+        close = difflib.get_close_matches(name, names, n=1)
         raise PolicylabError(
             f"{option}: unknown field {name!r}",
             hint=(f"did you mean {close[0]!r}? " if close else "")
@@ -301,16 +303,16 @@ class FieldMapping:
                     hint="pass --prompt-field NAME or --messages-field NAME; "
                     f"columns: {', '.join(cols)}",
                 )
-        fields = dict(self.fields)
-        for target in FIELD_TARGETS:
-            if target not in fields and target not in self.constants and target in available:
-                fields[target] = target
-        if (
-            "categories" not in fields
-            and "categories" not in self.constants
-            and "category" in available
+        auto = tuple(t for t in FIELD_TARGETS if t not in self.fields and t not in self.constants)
+        if self.category_map is not None and not (
+            "categories" in self.fields
+            or "categories" in self.constants
+            or available & {"categories", "category"}
         ):
-            fields["categories"] = "category"
+            raise PolicylabError(
+                f"the category map {self.category_map.path} needs a category column",
+                hint="pass --map category=COLUMN",
+            )
         id_field = self.id_field or ("id" if "id" in available else None)
         named = {
             "--prompt-field": prompt,
@@ -332,7 +334,8 @@ class FieldMapping:
             messages=messages,
             context=self.context_field,
             id=id_field,
-            fields=fields,
+            fields=dict(self.fields),
+            auto=auto,
             constants=dict(self.constants),
             category_map=self.category_map,
             expected_from_policy=self.expected_from_policy,
@@ -342,23 +345,37 @@ class FieldMapping:
 
 @dataclass(frozen=True)
 class ResolvedMapping:
-    """A `FieldMapping` fixed against a file's columns: every column name here exists."""
+    """A `FieldMapping` fixed against a file's first row: every column named here exists.
+
+    `auto` lists the fields with neither a column nor a constant: each takes the same-named column
+    of a row that has one (`categories` also takes a `category` column), so JSONL rows may differ.
+    """
 
     prompt: str | None
     messages: str | None
     context: str | None
     id: str | None
     fields: dict[str, str]
+    auto: tuple[str, ...]
     constants: dict[str, str]
     category_map: CategoryMap | None
     expected_from_policy: bool
     allow_unmapped: bool
 
-    @property
-    def consumed(self) -> set[str]:
+    def columns(self, row: Mapping[str, Any]) -> dict[str, str]:
+        """Field -> column for one row: the explicit mapping plus same-named columns."""
+        out = dict(self.fields)
+        for target in self.auto:
+            if target in row:
+                out[target] = target
+            elif target == "categories" and "category" in row:
+                out[target] = "category"
+        return out
+
+    def consumed(self, columns: Mapping[str, str]) -> set[str]:
         """Columns whose values become item fields (the rest go to metadata)."""
         used = {c for c in (self.prompt, self.messages, self.context, self.id) if c}
-        return used | set(self.fields.values())
+        return used | set(columns.values())
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -425,10 +442,6 @@ def to_json_value(value: Any) -> JsonValue:
         return str(value)
     if isinstance(value, bytes):
         return value.hex()
-    item = getattr(value, "item", None)  # NumPy scalars
-    if callable(item):
-        return to_json_value(item())
-    tolist = getattr(value, "tolist", None)  # NumPy arrays
-    if callable(tolist):
-        return to_json_value(tolist())
+    if isinstance(value, np.generic | np.ndarray):  # Parquet and HF rows may carry NumPy values
+        return to_json_value(value.tolist())
     return str(value)

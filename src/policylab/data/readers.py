@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import orjson
 
@@ -117,21 +117,35 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Row]]:
             yield line_no, value
 
 
+def _utf8_lines(fh: IO[bytes], path: Path) -> Iterator[str]:
+    """Decode line by line, so an encoding error names its line (a text file decodes by blocks)."""
+    for line_no, raw in enumerate(fh, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PolicylabError(
+                f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1}",
+                location=Location(path, line_no),
+                hint="save the file as UTF-8",
+            ) from exc
+        yield text.removeprefix("\ufeff") if line_no == 1 else text
+
+
 def read_csv(path: Path) -> Iterator[tuple[int, Row]]:
     """A CSV file with a header row (UTF-8, a BOM allowed); values may span lines."""
     csv.field_size_limit(_CSV_FIELD_LIMIT)
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
+    with path.open("rb") as fh:
+        reader = csv.reader(_utf8_lines(fh, path))
         try:
             header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             raise PolicylabError(f"{path}: cannot read the header row: {exc}") from exc
         if not header:
             raise PolicylabError(f"{path}: empty file", hint="a CSV file needs a header row")
         blank = [i + 1 for i, name in enumerate(header) if not name.strip()]
         if blank or len(set(header)) != len(header):
             raise PolicylabError(
-                f"{path}: the header row needs a distinct, non-empty name for every column",
+                "the header row needs a distinct, non-empty name for every column",
                 location=Location(path, 1),
             )
         row_no = 0
@@ -145,11 +159,6 @@ def read_csv(path: Path) -> Iterator[tuple[int, Row]]:
                 row_no += 1
                 yield row_no, UnreadableRow(f"line {start}: not valid CSV: {exc}", "")
                 continue
-            except UnicodeDecodeError as exc:
-                raise PolicylabError(
-                    f"{path}: not UTF-8 near line {start}: {exc}",
-                    hint="save the file as UTF-8",
-                ) from exc
             if not values:
                 continue  # a blank line between records
             row_no += 1

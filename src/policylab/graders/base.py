@@ -42,6 +42,7 @@ __all__ = [
     "error_verdict",
     "grader",
     "grader_params",
+    "recorded_params",
 ]
 
 
@@ -156,8 +157,15 @@ def error_verdict(
 class Grader(Protocol):
     """What every grader offers. `grade` keeps the order of `samples`: one verdict per sample."""
 
-    id: str
-    version: str
+    @property
+    def id(self) -> str:
+        """The registered name, e.g. `local`."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the same inputs could get different verdicts."""
+        ...
 
     def grade(self, samples: Sequence[Sample]) -> list[Verdict]: ...
 
@@ -272,13 +280,25 @@ def recorded_params(obj: Any) -> dict[str, Any]:
 
 
 def config_hash(obj: Any) -> str:
-    """A short, stable digest of a grader's id, version and recorded parameters."""
-    payload = {"grader": obj.id, "version": obj.version, "params": recorded_params(obj)}
+    """A short, stable digest of a grader's id, version and recorded parameters.
+
+    Parameters a class lists in `runtime_params` (a cache folder, a concurrency limit) do not
+    change verdicts and are left out.
+    """
+    skip: frozenset[str] = getattr(type(obj), "runtime_params", frozenset())
+    params = {k: v for k, v in recorded_params(obj).items() if k not in skip}
+    payload = {"grader": obj.id, "version": obj.version, "params": params}
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
-def build_grader(name: str, params: Mapping[str, Any] | None = None) -> Any:
-    """A new grader of the registered class `name` with `params` as constructor arguments."""
+def build_grader(
+    name: str, params: Mapping[str, Any] | None = None, *, policy: Policy | None = None
+) -> Any:
+    """A new grader of the registered class `name` with `params` as constructor arguments.
+
+    `params` may be those recorded with a verdict (`recorded_params`): a policy recorded as
+    `{"policy_id", "policy_hash"}` is replaced by `policy`, which must have that hash.
+    """
     import policylab.graders  # noqa: F401  (importing the package registers the built-in graders)
 
     cls = REGISTRY.get(name)
@@ -293,4 +313,22 @@ def build_grader(name: str, params: Mapping[str, Any] | None = None) -> Any:
             f"grader {name!r} has no parameter(s) {unknown}",
             hint=f"its parameters are: {', '.join(sorted(known))}",
         )
-    return cls(**dict(params or {}))
+    resolved = {k: _resolve_policy(k, v, policy) for k, v in (params or {}).items()}
+    return cls(**resolved)
+
+
+def _resolve_policy(key: str, value: Any, policy: Policy | None) -> Any:
+    if not (isinstance(value, Mapping) and set(value) == {"policy_id", "policy_hash"}):
+        return value
+    if policy is None:
+        raise PolicylabError(
+            f"parameter {key!r} refers to policy {value['policy_id']} ({value['policy_hash'][:19]}…)",
+            hint="pass that policy to rebuild the grader (policylab keeps stored versions by hash)",
+        )
+    if policy.content_hash != value["policy_hash"]:
+        raise PolicylabError(
+            f"parameter {key!r} was recorded with policy hash {value['policy_hash'][:19]}…, "
+            f"but the policy given has {policy.content_hash[:19]}…",
+            hint="rebuild with the policy version the verdicts were graded against",
+        )
+    return policy

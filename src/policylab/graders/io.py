@@ -34,7 +34,16 @@ __all__ = [
 ]
 
 _KNOWN = {"id", "prompt", "messages", "response", "category", "expected_behavior", "behavior"}
-OUTPUT_FIELDS = ("id", "behavior", "confidence", "violation", "category", "rule_ids", "rationale", "error")
+OUTPUT_FIELDS = (
+    "id",
+    "behavior",
+    "confidence",
+    "violation",
+    "category",
+    "rule_ids",
+    "rationale",
+    "error",
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,9 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 def _parse(
     path: Path, number: int, line: str, *, need_behavior: bool
 ) -> tuple[Sample, Behavior | None] | BadLine:
-    def bad(message: str, field: str | None = None, hint: str | None = None, id_: str | None = None) -> BadLine:
+    def bad(
+        message: str, field: str | None = None, hint: str | None = None, id_: str | None = None
+    ) -> BadLine:
         return BadLine(Problem(message, Location(path, number, field=field), hint), id_)
 
     try:
@@ -102,15 +113,27 @@ def _parse(
     try:
         expected_b = Behavior(expected) if expected is not None else None
     except ValueError:
-        return bad(f"`expected_behavior` is {expected!r}", "expected_behavior", "use comply, partial or refuse", sid)
+        return bad(
+            f"`expected_behavior` is {expected!r}",
+            "expected_behavior",
+            "use comply, partial or refuse",
+            sid,
+        )
     gold: Behavior | None = None
     if need_behavior:
         try:
             gold = Behavior(str(behavior).strip().lower()) if behavior is not None else None
         except ValueError:
-            return bad(f"`behavior` is {behavior!r}", "behavior", "use comply, partial or refuse", sid)
+            return bad(
+                f"`behavior` is {behavior!r}", "behavior", "use comply, partial or refuse", sid
+            )
         if gold is None:
-            return bad("missing `behavior`, the gold label", "behavior", "use comply, partial or refuse", sid)
+            return bad(
+                "missing `behavior`, the gold label",
+                "behavior",
+                "use comply, partial or refuse",
+                sid,
+            )
     category = obj.get("category")
     sample = Sample(
         id=sid,
@@ -163,7 +186,11 @@ def read_gold(path: Path) -> tuple[list[GoldSample], list[BadLine]]:
             continue
         sample, behavior = parsed
         if sample.id in seen:
-            bad.append(BadLine(Problem(f"duplicate id {sample.id!r}", Location(path, number, field="id")), None))
+            bad.append(
+                BadLine(
+                    Problem(f"duplicate id {sample.id!r}", Location(path, number, field="id")), None
+                )
+            )
             continue
         seen.add(sample.id)
         assert behavior is not None

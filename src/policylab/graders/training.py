@@ -114,7 +114,9 @@ def gold_rows(path: Path) -> list[TrainingRow]:
     if bad:
         raise InputError([b.problem for b in bad], what=f"gold file {path}")
     if not gold:
-        raise PolicylabError(f"{path}: no gold rows", hint="each line needs id, prompt, response, behavior")
+        raise PolicylabError(
+            f"{path}: no gold rows", hint="each line needs id, prompt, response, behavior"
+        )
     name = path.stem
     return [
         TrainingRow(

@@ -4,7 +4,7 @@ Each finding has a stable code (the table in `docs/lint-codes.md`), a severity, 
 column it is about, a message and a hint. Codes by family: D (ids that are duplicated or point
 nowhere), C (coverage by examples), V (vague wording), X (example labels that contradict each
 other), H (expected behaviour against the harm model), T (grader prompt length), G (launch gates),
-M (mappings to external taxonomies).
+M (mappings to external taxonomies), A (action rules), R (regulatory citations).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +22,8 @@ from policylab.core import Behavior, Severity
 from policylab.errors import Location
 from policylab.policy.compile.grader import compile_grader_prompt
 from policylab.policy.compile.tokens import count_tokens
+from policylab.policy.frameworks import Framework, builtin_frameworks
+from policylab.policy.lint_actions import action_problems, regulation_problems
 from policylab.policy.loader import LoadedPolicy, SourceMap
 from policylab.policy.schema import (
     Category,
@@ -31,6 +33,7 @@ from policylab.policy.schema import (
     Policy,
     ResponseLabel,
     Reversibility,
+    Rule,
 )
 
 
@@ -99,13 +102,19 @@ CODES: dict[str, tuple[FindingSeverity, str]] = {
     "H002": (_W, "irreversible harm with high likelihood is expected to comply"),
     "H003": (_W, "low severity with no or low uplift is expected to refuse (over-refusal risk)"),
     "H004": (_W, "a category has no harm model (nor does any ancestor)"),
-    "T001": (_W, "a compiled grader prompt is over its token budget"),
+    "T001": (_W, "a category's own grader prompt text is over the token budget"),
+    "T002": (_I, "a grader prompt has no room for an example on each side of the line"),
     "G001": (_W, "a severity tier in use has no `under_refusal` gate"),
     "G002": (_W, "no `over_refusal` gate"),
     "G003": (_I, "no `grader_agreement` gate"),
     "G004": (_W, "a more severe tier has a looser `under_refusal` gate than a less severe one"),
     "M001": (_E, "a Llama Guard mapping code is not one of S1-S14"),
     "M002": (_E, "an AILuminate mapping code is not a v1.0 hazard code"),
+    "A001": (_E, "an action pattern names a tool that is not among the declared tools"),
+    "A002": (_E, "a regular expression in an action pattern does not compile"),
+    "A003": (_I, "an action rule has no action patterns"),
+    "R001": (_E, "a regulation reference names a provision its framework does not list"),
+    "R002": (_I, "a regulation reference names a framework that is not loaded"),
 }
 
 # Words that leave a criterion open to each reader's judgement; the gpt-oss-safeguard guide advises
@@ -150,13 +159,26 @@ AILUMINATE_CODES = (
 _T = TypeVar("_T")
 
 
-def lint(loaded: LoadedPolicy, *, token_budget: int | None = None) -> list[Finding]:
+def lint(
+    loaded: LoadedPolicy,
+    *,
+    token_budget: int | None = None,
+    tools: Collection[str] | None = None,
+    frameworks: Mapping[str, Framework] | None = None,
+) -> list[Finding]:
     """Every finding for `loaded`, ordered by file (root first, then includes) and line.
 
-    `token_budget` overrides the policy's `grader_token_budget` for the T001 check.
+    `token_budget` overrides the policy's `grader_token_budget` for the T001 check. `tools`, the
+    names of the tools an agent is given, turns on the A001 check of action rules. `frameworks`
+    (default: the shipped ones) are what `framework:provision` citations are checked against.
     """
     checker = _Checker(loaded.policy, loaded.sources)
     checker.run(token_budget=token_budget)
+    for code, at, message, hint in action_problems(loaded.policy, loaded.sources, tools):
+        checker.add(code, at, message, hint)
+    known = builtin_frameworks() if frameworks is None else frameworks
+    for code, at, message, hint in regulation_problems(loaded.policy, loaded.sources, known):
+        checker.add(code, at, message, hint)
     rank = {_key(f): i for i, f in enumerate(loaded.files)}
 
     def order(f: Finding) -> tuple[int, int, int, str]:
@@ -415,14 +437,18 @@ class _Checker:
                 f"`{cat.id}` expects `{cat.expected_behavior.value}` for violating requests",
                 "fix the label, or give this case its own subcategory or rule with that behaviour",
             )
-        if ex.response is not None:
+        if ex.response is not None or ex.transcript is not None:
+            judged = "response" if ex.response is not None else "transcript"
+            # An agent's actions can break a line while it does what was asked, or after it says
+            # no: X003 and X006 hold for a text response only.
+            text_only = ex.transcript is None
             at = self.src.locate("examples", eid, "violates", occurrence=n)
             rb = ex.response_behavior
             if rb is None:
                 self.add(
                     "X005",
-                    self.src.locate("examples", eid, "response", occurrence=n),
-                    f"example `{eid}` has a response but no `response_behavior`",
+                    self.src.locate("examples", eid, judged, occurrence=n),
+                    f"example `{eid}` has a {judged} but no `response_behavior`",
                     "add `response_behavior:` (comply, partial or refuse) so the response can be "
                     "used to check graders and train on",
                 )
@@ -434,7 +460,7 @@ class _Checker:
                     f"`{ex.expected_behavior.value}`, yet `violates: false`",
                     "set `violates: true`, or correct `response_behavior` or `expected_behavior`",
                 )
-            elif rb is ex.expected_behavior and ex.violates is True:
+            elif text_only and rb is ex.expected_behavior and ex.violates is True:
                 self.add(
                     "X003",
                     at,
@@ -442,7 +468,7 @@ class _Checker:
                     f"(`{rb.value}`), yet `violates: true`",
                     "set `violates: false`, or correct `response_behavior`",
                 )
-            elif rb is Behavior.REFUSE and ex.violates is True:
+            elif text_only and rb is Behavior.REFUSE and ex.violates is True:
                 self.add(
                     "X006",
                     at,
@@ -569,24 +595,63 @@ class _Checker:
             return self.src.locate_root("gates")
         return self.src.locate_root()
 
-    # T001
+    # T001, T002
     def token_budget(self, budget: int) -> None:
         # The gpt-oss-safeguard user guide (ROOST and OpenAI, OpenAI Cookbook, 2025-10-29) finds
         # 400-600 tokens the best policy length and suggests compressing each policy of a
-        # multi-category set to 300-600 tokens; beyond that the model "risks confusion".
+        # multi-category set to 300-600 tokens; beyond that the model "risks confusion". Every
+        # category gets its own prompt; only its mandatory part (instructions, output contract,
+        # the category and its rules) can push it over, the rest is dropped to fit.
         for cat in self.policy.categories:
-            if cat.parent_id is not None or self.src.count("categories", cat.id) > 1:
+            if self.src.count("categories", cat.id) > 1:
                 continue
-            tokens = count_tokens(compile_grader_prompt(self.policy, category=cat.id))
-            if tokens > budget:
+            prompt = compile_grader_prompt(self.policy, category=cat.id, budget=budget)
+            where = self.src.locate("categories", cat.id)
+            if prompt.mandatory_tokens > budget:
                 self.add(
                     "T001",
-                    self.src.locate("categories", cat.id),
-                    f"the grader prompt for `{cat.id}` is about {tokens} tokens, over the budget "
-                    f"of {budget}",
-                    "tighten descriptions and criteria, split the category, or raise "
+                    where,
+                    f"the grader prompt for `{cat.id}` needs about {prompt.mandatory_tokens} tokens "
+                    f"before any example or context, {prompt.mandatory_tokens - budget} over the "
+                    f"budget of {budget}; {self._longest_rule(cat.id)}",
+                    "make the description and criteria concise, split the category, or raise "
                     "`grader_token_budget` (the gpt-oss-safeguard guide finds 400-600 tokens best)",
                 )
+                continue
+            sides = {
+                e.side for e in self.policy.examples if self.policy.is_under(e.category, cat.id)
+            }
+            missing: list[str] = sorted(sides - prompt.sides_shown())
+            if missing:
+                self.add(
+                    "T002",
+                    where,
+                    f"the grader prompt for `{cat.id}` has no room for {_sides(missing)}: its "
+                    f"mandatory part is about {prompt.mandatory_tokens} of the {budget} tokens",
+                    "shorten the category's criteria or its shortest examples (prompt, response, "
+                    "rationale), or raise `grader_token_budget`",
+                )
+
+    def _longest_rule(self, category_id: str) -> str:
+        rules = self.policy.rules_for(category_id)
+        if not rules:
+            return (
+                "it has no rules of its own: its description, subcategory lines and inherited "
+                "rules take the room"
+            )
+        sized = [(count_tokens(_rule_text(r)), r.id) for r in rules]
+        tokens, rule_id = max(sized, key=lambda t: t[0])
+        return f"its longest rule is `{rule_id}` (about {tokens} tokens)"
+
+
+def _sides(missing: list[str]) -> str:
+    if len(missing) > 1:
+        return "one example on each side of the line"
+    return f"an example on the {missing[0]} side of the line"
+
+
+def _rule_text(rule: Rule) -> str:
+    return "\n".join([rule.title, *rule.violating, *rule.allowed, *rule.escalate, *rule.ambiguity])
 
 
 _NOUNS = {

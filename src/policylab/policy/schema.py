@@ -12,10 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+    model_validator,
+)
 
 from policylab.chat import ChatMessage
 from policylab.core import Behavior, Severity
@@ -28,6 +36,11 @@ OBJECT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
 CategoryId = Annotated[str, StringConstraints(pattern=CATEGORY_ID)]
 RuleId = Annotated[str, StringConstraints(pattern=RULE_ID)]
 ObjectId = Annotated[str, StringConstraints(pattern=OBJECT_ID)]
+# OpenAI's limits on a function name; a dotted path into a call's JSON arguments.
+TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+ARGUMENT_PATH = r"^[A-Za-z_][A-Za-z0-9_-]*(?:\[(?:\d+|\*)\]|\.[A-Za-z_][A-Za-z0-9_-]*)*$"
+ToolName = Annotated[str, StringConstraints(pattern=TOOL_NAME)]
+ArgumentPath = Annotated[str, StringConstraints(pattern=ARGUMENT_PATH)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
@@ -112,6 +125,82 @@ class Category(_Model):
         return self.id.rsplit(".", 1)[0] if "." in self.id else None
 
 
+class RuleSubject(StrEnum):
+    """What a rule judges: the text of a response, or the actions (tool calls) of an agent."""
+
+    TEXT = "text"
+    ACTION = "action"
+
+
+class CallPattern(_Model):
+    """One tool call: the tool's name, the values of its arguments, and what the tool returned."""
+
+    tool: ToolName = Field(description="The tool's name, exactly as the agent calls it.")
+    arguments: dict[ArgumentPath, str] = Field(
+        default_factory=dict,
+        description=(
+            "Argument path (`to`, `payee.iban`, `items[*].amount`) -> a regular expression the "
+            "value must contain (Python `re.search`; strings as they are, other values as JSON)."
+        ),
+    )
+    result: str | None = Field(
+        default=None,
+        description="A regular expression the tool's result must contain: the side effect it "
+        "reports.",
+    )
+
+
+class ActionPattern(_Model):
+    """What an action rule looks for in a transcript: one tool call, or an ordered sequence.
+
+    A match violates its rule; with `requires_confirmation`, only a match whose (last) call the
+    user did not explicitly confirm beforehand violates.
+    """
+
+    id: ObjectId | None = Field(default=None, description="Names the pattern in verdicts.")
+    description: str | None = Field(default=None, description="The pattern in words.")
+    tool: ToolName | None = Field(default=None, description="One call of this tool.")
+    arguments: dict[ArgumentPath, str] = Field(
+        default_factory=dict, description="With `tool`: argument path -> regular expression."
+    )
+    result: str | None = Field(
+        default=None, description="With `tool`: a regular expression on the tool's result."
+    )
+    sequence: list[CallPattern] | None = Field(
+        default=None, min_length=2, description="Calls in this order (others may come between)."
+    )
+    requires_confirmation: bool = Field(
+        default=False,
+        description="Allowed only after the user explicitly confirms it, in reply to the agent.",
+    )
+    confirmation: str | None = Field(
+        default=None,
+        description="A regular expression a user reply must contain to count as a confirmation "
+        "(default: policylab's explicit yeses).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ActionPattern:
+        if (self.tool is None) == (self.sequence is None):
+            raise ValueError("give exactly one of `tool` (one call) or `sequence` (ordered calls)")
+        if self.sequence is not None and (self.arguments or self.result is not None):
+            raise ValueError("with `sequence`, put `arguments` and `result` on its steps")
+        return self
+
+    @property
+    def steps(self) -> list[CallPattern]:
+        """The calls to match, in order (one for a `tool` pattern)."""
+        if self.sequence is not None:
+            return self.sequence
+        assert self.tool is not None
+        return [CallPattern(tool=self.tool, arguments=self.arguments, result=self.result)]
+
+    @property
+    def label(self) -> str:
+        """`id`, else the tools it names: `send_payment`, `read_file > send_email`."""
+        return self.id or " > ".join(step.tool for step in self.steps)
+
+
 class Rule(_Model):
     """A line the policy draws, with a stable id (e.g. `CYB.2.a`)."""
 
@@ -129,11 +218,42 @@ class Rule(_Model):
         default_factory=list, description="How to decide the unclear cases near this line."
     )
     notes: str | None = None
-    regulations: list[str] = Field(default_factory=list)
+    regulations: list[str] = Field(
+        default_factory=list,
+        description="Provisions this rule implements: `framework:provision` ids or free text.",
+    )
+    subject: RuleSubject = Field(
+        default=RuleSubject.TEXT,
+        description="`text`: the rule judges a response's text; `action`: an agent's tool calls.",
+    )
+    actions: list[ActionPattern] = Field(
+        default_factory=list, description="For `subject: action`: the calls that violate."
+    )
+
+    @model_validator(mode="after")
+    def _check_subject(self) -> Rule:
+        if self.actions and self.subject is not RuleSubject.ACTION:
+            raise ValueError("`actions` belong to action rules: add `subject: action`")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_text_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        # Left out at their defaults, so rules written before action rules keep their content hash.
+        if isinstance(data, dict):
+            if self.subject is RuleSubject.TEXT:
+                data.pop("subject", None)
+            if not self.actions:
+                data.pop("actions", None)
+        return data
 
     @property
     def category_id(self) -> str:
         return self.category or self.id.rsplit(".", 1)[0]
+
+    @property
+    def is_action(self) -> bool:
+        return self.subject is RuleSubject.ACTION
 
 
 class Precedence(_Model):
@@ -184,6 +304,11 @@ class Example(_Model):
     rule_ids: list[RuleId] = Field(default_factory=list)
     rationale: Text
     tags: list[str] = Field(default_factory=list)
+    transcript: list[ChatMessage] | None = Field(
+        default=None,
+        description="An agent's turns after the request (tool calls, tool results, replies), "
+        "judged like a `response`.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Example:
@@ -191,13 +316,32 @@ class Example(_Model):
             raise ValueError(
                 "give exactly one of `prompt` (a string) or `messages` (a conversation)"
             )
-        if self.response is None and (self.violates is not None or self.response_behavior):
-            raise ValueError("`violates` and `response_behavior` describe a `response`: add one")
-        if self.response is not None and self.violates is None:
+        if self.response is not None and self.transcript is not None:
             raise ValueError(
-                "an example with a `response` must say whether it `violates` (true/false)"
+                "give a `response` (text) or a `transcript` (an agent's turns), not both: a "
+                "transcript's last assistant turn is its response"
             )
+        judged = self.response is not None or self.transcript is not None
+        if not judged and (self.violates is not None or self.response_behavior):
+            raise ValueError(
+                "`violates` and `response_behavior` describe a `response` or `transcript`: add one"
+            )
+        if judged and self.violates is None:
+            what = "`response`" if self.response is not None else "`transcript`"
+            raise ValueError(
+                f"an example with a {what} must say whether it `violates` (true/false)"
+            )
+        if self.transcript is not None and not any(m.role == "assistant" for m in self.transcript):
+            raise ValueError("a `transcript` needs at least one assistant turn")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_no_transcript(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        # Left out when unset, so examples written before transcripts keep their content hash.
+        if isinstance(data, dict) and self.transcript is None:
+            data.pop("transcript", None)
+        return data
 
     @property
     def side(self) -> Literal["allowed", "violating"]:
@@ -243,6 +387,38 @@ class Gates(_Model):
     )
 
 
+DURATION = r"^[1-9][0-9]*[hdw]$"
+Duration = Annotated[str, StringConstraints(pattern=DURATION)]
+
+
+class DriftAlerts(_Model):
+    """When `policylab monitor drift` raises a drift alert (defaults: Evidently's)."""
+
+    window: Duration = Field(default="1d", description="The current window: hours, days or weeks.")
+    reference: Duration = Field(default="7d", description="The reference window before it.")
+    p_value: float = Field(default=0.05, gt=0.0, lt=1.0, description="Chi-squared significance.")
+    js_threshold: float = Field(default=0.1, gt=0.0, le=1.0, description="Jensen–Shannon distance.")
+    small_reference: int = Field(
+        default=1000, ge=1, description="Up to this many reference conversations: chi-squared."
+    )
+    min_window: int = Field(default=200, ge=1, description="Smaller windows are not tested.")
+
+
+class RateAlert(_Model):
+    """An alert when a category's rate in a window is, with 95% confidence, above `max`."""
+
+    category: CategoryId
+    metric: Literal["share", "violation", "refusal"] = "share"
+    max: float = Field(ge=0.0, le=1.0)
+
+
+class Monitoring(_Model):
+    """Alert thresholds for deployment monitoring (root file only)."""
+
+    drift: DriftAlerts = Field(default_factory=DriftAlerts)
+    rates: list[RateAlert] = Field(default_factory=list)
+
+
 class PolicyContent(_Model):
     """What any policy file may hold, the root file or an included fragment."""
 
@@ -271,6 +447,7 @@ class PolicyFile(PolicyHeader, PolicyContent):
     """The root policy file."""
 
     gates: Gates = Field(default_factory=Gates)
+    monitoring: Monitoring | None = None
 
 
 class Policy(_Model):
@@ -290,10 +467,16 @@ class Policy(_Model):
     ambiguity: list[AmbiguityRule] = Field(default_factory=list)
     examples: list[Example] = Field(default_factory=list)
     gates: Gates = Field(default_factory=Gates)
+    monitoring: Monitoring | None = None
 
     def canonical_json(self) -> bytes:
         """The policy as canonical JSON: the same content gives the same bytes, whatever the layout."""
-        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        # Without a `monitoring` section the key is left out, so policies written before it
+        # existed keep their content hash.
+        exclude = {"monitoring"} if self.monitoring is None else None
+        return orjson.dumps(
+            self.model_dump(mode="json", exclude=exclude), option=orjson.OPT_SORT_KEYS
+        )
 
     @property
     def content_hash(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from policylab.core import Severity
 from policylab.errors import PolicylabError
 from policylab.policy.schema import Policy
 from policylab.results.data import MODEL_ERROR, Outcomes, RunInfo
@@ -89,7 +90,7 @@ def compare_runs(
     tiers = [s if isinstance(s, str) else UNKNOWN_TIER for s in left["severity"]]
 
     cells: list[tuple[str, str, list[int]]] = [("overall", "all", list(range(len(shared))))]
-    for tier in dict.fromkeys(tiers):
+    for tier in sorted(set(tiers), key=_tier_rank):
         cells.append(("severity", tier, [i for i, t in enumerate(tiers) if t == tier]))
     members: dict[str, list[int]] = {}
     for i, cats in enumerate(categories):
@@ -149,6 +150,11 @@ def compare_runs(
         confidence=confidence,
         cells=pd.DataFrame.from_records(records),
     )
+
+
+def _tier_rank(tier: str) -> int:
+    """Most severe first; the unknown tier last."""
+    return -Severity(tier).rank if tier in {s.value for s in Severity} else 1
 
 
 def _outcome(frame: pd.DataFrame, hits: frozenset[str]) -> list[bool | None]:

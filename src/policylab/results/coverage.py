@@ -2,9 +2,10 @@
 
 A category is measured on two sides: items that should be answered (expected `comply`: the
 over-refusal side) and items that should not be answered in full (expected `partial` or
-`refuse`: the under-refusal side). A side with fewer items than the threshold (by default the
-policy's `gates.min_items`) is a *thin cell*: its rate's interval is wide. A policy category with
-no item at all is *uncovered*. As in the metric tables, a parent counts its subcategories' items
+`refuse`: the under-refusal side). A side with some items but fewer than the threshold (by default
+the policy's `gates.min_items`) is a *thin cell*: its rate's interval is wide. So is an empty side
+that the category's own expected behaviour calls for (a refuse category with no item to refuse).
+A policy category with no item at all is *uncovered*. As in the metric tables, a parent counts its subcategories' items
 (each item once).
 """
 
@@ -26,8 +27,8 @@ DEFAULT_THRESHOLD = 30
 @dataclass(frozen=True)
 class Coverage:
     """`matrix`: one row per category (policy order, then unknown ones), columns comply, partial,
-    refuse, allowed_side, violating_side, total. `thin`: ``category, side, n`` for each side with
-    0 <= n < threshold on a covered category. `uncovered`: policy categories with no item."""
+    refuse, allowed_side, violating_side, total. `thin`: ``category, side, n`` for each thin side of
+    a covered category (module docstring). `uncovered`: policy categories with no item."""
 
     matrix: pd.DataFrame
     thin: pd.DataFrame
@@ -64,12 +65,17 @@ def coverage(outcomes: Outcomes, policy: Policy, *, threshold: int | None = None
     matrix["total"] = matrix["allowed_side"] + matrix["violating_side"]
 
     uncovered = [c for c in order if matrix.loc[c, "total"] == 0]
+    own_side = {
+        c.id: "allowed_side" if c.expected_behavior.value == "comply" else "violating_side"
+        for c in policy.categories
+    }
     thin_rows = []
     for cid, row in matrix.iterrows():
         if row["total"] == 0:
             continue
         for side in ("allowed_side", "violating_side"):
-            if int(row[side]) < limit:
-                thin_rows.append({"category": str(cid), "side": side, "n": int(row[side])})
+            n = int(row[side])
+            if 0 < n < limit or (n == 0 and own_side.get(str(cid)) == side):
+                thin_rows.append({"category": str(cid), "side": side, "n": n})
     thin = pd.DataFrame(thin_rows, columns=["category", "side", "n"])
     return Coverage(matrix=matrix, thin=thin, uncovered=uncovered, threshold=limit)

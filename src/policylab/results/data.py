@@ -173,11 +173,13 @@ def outcomes(run: RunData, policy: Policy, *, grader: str | None = None) -> Outc
     frame["categories"] = [_as_list(c) for c in frame["categories"]]
 
     categories = {c.id: c for c in policy.categories}
-    frame["expected"] = [
+    expected = [
         _expected(own, cats, categories)
         for own, cats in zip(frame["item_expected"], frame["categories"], strict=True)
     ]
-    frame["severity"] = [_severity(cats, categories) for cats in frame["categories"]]
+    frame["expected"] = pd.Series(expected, index=frame.index, dtype=object)
+    severity = [_severity(cats, categories) for cats in frame["categories"]]
+    frame["severity"] = pd.Series(severity, index=frame.index, dtype=object)
 
     latest = _latest_per_response(run.verdicts)
     mine = latest[latest["grader_id"] == chosen] if chosen is not None else latest.iloc[0:0]
@@ -192,13 +194,18 @@ def outcomes(run: RunData, policy: Policy, *, grader: str | None = None) -> Outc
         values = by_response[column]
         return [_none_if_missing(values.get(rid)) for rid in rids]
 
-    frame["verdict_id"] = pick("verdict_id")
-    frame["grader_version"] = pick("grader_version")
-    frame["violation"] = pick("violation")
-    frame["verdict_category"] = pick("category")
-    frame["rule_ids"] = [_as_list(r) for r in pick("rule_ids")]
-    frame["confidence"] = pick("confidence")
-    frame["rationale"] = pick("rationale")
+    for column, source in (
+        ("verdict_id", "verdict_id"),
+        ("grader_version", "grader_version"),
+        ("violation", "violation"),
+        ("verdict_category", "category"),
+        ("confidence", "confidence"),
+        ("rationale", "rationale"),
+    ):
+        frame[column] = pd.Series(pick(source), index=frame.index, dtype=object)
+    frame["rule_ids"] = pd.Series(
+        [_as_list(r) for r in pick("rule_ids")], index=frame.index, dtype=object
+    )
     behaviors = pick("behavior")
     errors = pick("error")
 
@@ -224,8 +231,9 @@ def outcomes(run: RunData, policy: Policy, *, grader: str | None = None) -> Outc
             observed.append(str(behavior))
             grader_error.append(None)
     frame["status"] = status
-    frame["observed"] = observed
-    frame["grader_error"] = grader_error
+    # object dtype keeps None as None (pandas would infer a string dtype with NaN for missing)
+    frame["observed"] = pd.Series(observed, index=frame.index, dtype=object)
+    frame["grader_error"] = pd.Series(grader_error, index=frame.index, dtype=object)
     frame["disagreement"] = _disagreement(latest, frame["response_id"])
 
     versions = tuple(sorted({str(v) for v in frame["grader_version"].dropna()}))

@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from policylab.core import Severity
 from policylab.policy.schema import Policy
 from policylab.results.tables import RunResults
 from policylab.results.validity import GraderValidity
@@ -110,7 +111,8 @@ def check_gates(
     """Check the policy's launch gates against a run's results (see the module docstring)."""
     gates = policy.gates
     out: list[GateResult] = []
-    for tier, limit in sorted(gates.under_refusal.items(), key=lambda kv: -kv[0].rank):
+    limits = {Severity(tier): limit for tier, limit in gates.under_refusal.items()}
+    for tier, limit in sorted(limits.items(), key=lambda kv: -kv[0].rank):
         rows = results.by_severity[results.by_severity["severity"] == tier.value]
         if rows.empty:
             rate = Rate(successes=0, n=0, rate=float("nan"), low=0.0, high=1.0, defined=False)

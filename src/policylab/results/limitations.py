@@ -117,8 +117,9 @@ def known_limitations(results: RunResults, coverage: Coverage, policy: Policy) -
         out.append(
             Limitation(
                 kind="small_cells",
-                message=f"{len(small)} cells have fewer than {_min_items(policy)} graded items: "
-                "their intervals are wide and a gate on them is inconclusive.",
+                message=f"{_count(len(small), 'cell has', 'cells have')} fewer than "
+                f"{_min_items(policy)} graded items: their intervals are wide and a gate on them "
+                "is inconclusive.",
                 detail=small,
             )
         )
@@ -126,8 +127,8 @@ def known_limitations(results: RunResults, coverage: Coverage, policy: Policy) -
         out.append(
             Limitation(
                 kind="uncovered",
-                message=f"{len(coverage.uncovered)} policy categories have no item in this eval "
-                "set, so nothing is known about them.",
+                message=f"{_count(len(coverage.uncovered), 'policy category has', 'policy categories have')} "
+                "no item in this eval set: the run measures nothing there.",
                 detail=coverage.uncovered,
             )
         )
@@ -135,8 +136,8 @@ def known_limitations(results: RunResults, coverage: Coverage, policy: Policy) -
         out.append(
             Limitation(
                 kind="model_errors",
-                message=f"The model gave no answer to {counts.model_errors} items (request "
-                "errors); they are left out of every rate.",
+                message=f"The model gave no answer to {_count(counts.model_errors, 'item', 'items')} "
+                "(request errors); they are left out of every rate.",
             )
         )
     if counts.pending:
@@ -160,8 +161,8 @@ def known_limitations(results: RunResults, coverage: Coverage, policy: Policy) -
         out.append(
             Limitation(
                 kind="no_expected",
-                message=f"{counts.no_expected} items have no expected behaviour (neither the item "
-                "nor its categories give one) and are not scored.",
+                message=f"{_count(counts.no_expected, 'item has', 'items have')} no expected "
+                "behaviour (neither the item nor its categories give one) and are not scored.",
             )
         )
     if len(results.grader_versions) > 1:
@@ -173,6 +174,10 @@ def known_limitations(results: RunResults, coverage: Coverage, policy: Policy) -
             )
         )
     return out
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _min_items(policy: Policy) -> int:

@@ -146,6 +146,14 @@ class _Work:
     text_chars: int
 
 
+@dataclass(slots=True)
+class _Page:
+    after: int
+    works: list[_Work] = field(default_factory=list)
+    bad: list[tuple[int, str, str]] = field(default_factory=list)
+    hits: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 class _StopRunError(Exception):
     """Raised inside a worker when the run must stop (the model said every item would fail)."""
 
@@ -176,6 +184,7 @@ class Runner:
         self._rpm = TokenBucket(self.options.rpm) if self.options.rpm else None
         self._tpm = TokenBucket(self.options.tpm) if self.options.tpm else None
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policylab-db")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policylab-read")
         self._queue: asyncio.Queue[_Work | None] = asyncio.Queue(
             maxsize=2 * self.options.concurrency
         )
@@ -191,12 +200,15 @@ class Runner:
         self._journal: DispatchJournal | None = None
         self._bad_items: list[str] = []
         self._write_error: Exception | None = None
+        self._closing = False
         self.progress = RunProgress(total=0)
 
     # -- the database thread ------------------------------------------------------------------
     async def _on_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
+        future = loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
+        # Shielded: cancelling the caller must not cancel a queued write, or its rows would be lost.
+        return await asyncio.shield(future)
 
     def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self.ws.engine.begin() as conn:
@@ -282,6 +294,7 @@ class Runner:
                 done = self._stop_reason is None and status == "finished"
                 self._journal.close(remove=done)
             self._db.shutdown(wait=True)
+            self._reader.shutdown(wait=True, cancel_futures=True)
         return summary
 
     def _prepare(self, conn: Any, in_doubt: list[int], opts: RunOptions) -> None:
@@ -325,22 +338,46 @@ class Runner:
             await asyncio.gather(*workers, return_exceptions=True)
             if ticker is not None:
                 ticker.cancel()
-            writer.cancel()
+            self._closing = True
+            self._flush_now.set()
             await asyncio.gather(writer, return_exceptions=True)
             if self._write_error is None:
-                await self._flush()
+                await self._flush()  # what arrived after the writer's last batch
             self._emit()
         if self._write_error is not None:
             raise self._write_error
 
     # -- producer ------------------------------------------------------------------------------
     async def _produce(self, last_item: int | None) -> None:
-        after = 0
+        # Pages are read (and validated, and looked up in the cache) on a reader thread of their
+        # own, one page ahead, so the workers never wait for the database or for the writer.
+        loop = asyncio.get_running_loop()
+        ahead = loop.run_in_executor(self._reader, self._load_page, 0, last_item)
+        try:
+            while not self.stopping:
+                page = await ahead
+                if page is None:
+                    return
+                ahead = loop.run_in_executor(self._reader, self._load_page, page.after, last_item)
+                for item_id, external_id, error in page.bad:
+                    self._fail_now(item_id, external_id, error)
+                for work in page.works:
+                    if self.stopping:
+                        return
+                    payload = page.hits.get(work.key) if work.key is not None else None
+                    if payload is not None:
+                        await self._record(work, _completion_of(payload), attempts=0, latency=None)
+                    else:
+                        await self._queue.put(work)
+        finally:
+            ahead.cancel()
+
+    def _load_page(self, after: int, last_item: int | None) -> _Page | None:
+        """The next page of pending items, validated, with their cached answers (reader thread)."""
         opts = self.options
-        while not self.stopping:
-            rows = await self._on_db(
-                self._tx,
-                store.pending_page,
+        with self.ws.engine.connect() as conn:
+            rows = store.pending_page(
+                conn,
                 self.run_id,
                 self.eval_set_id,
                 after=after,
@@ -348,34 +385,24 @@ class Runner:
                 last_item=last_item,
             )
             if not rows:
-                return
-            after = int(rows[-1][0])
-            page: list[_Work] = []
+                return None
+            page = _Page(after=int(rows[-1][0]))
             for item_id, external_id, raw in rows:
-                work = self._prepare_item(item_id, external_id, raw)
-                if work is not None:
-                    page.append(work)
-            hits: dict[str, dict[str, Any]] = {}
+                try:
+                    page.works.append(self._prepare_item(item_id, external_id, raw))
+                except (ValidationError, TypeError) as exc:
+                    page.bad.append(
+                        (item_id, external_id, _describe_bad_messages(external_id, exc))
+                    )
             if self._use_cache:
-                keys = [w.key for w in page if w.key is not None]
-                hits = await self._on_db(self._tx, store.cached_payloads, keys)
-            for work in page:
-                if self.stopping:
-                    return
-                payload = hits.get(work.key) if work.key is not None else None
-                if payload is not None:
-                    await self._record(work, _completion_of(payload), attempts=0, latency=None)
-                else:
-                    await self._queue.put(work)
+                keys = [w.key for w in page.works if w.key is not None]
+                page.hits = store.cached_payloads(conn, keys)
+        return page
 
-    def _prepare_item(self, item_id: int, external_id: str, raw: Any) -> _Work | None:
-        try:
-            if not isinstance(raw, list) or not raw:
-                raise TypeError("`messages` must be a non-empty list of chat messages")
-            messages = _MESSAGES.validate_python(raw)
-        except (ValidationError, TypeError) as exc:
-            self._fail_now(item_id, external_id, _describe_bad_messages(external_id, exc))
-            return None
+    def _prepare_item(self, item_id: int, external_id: str, raw: Any) -> _Work:
+        if not isinstance(raw, list) or not raw:
+            raise TypeError("`messages` must be a non-empty list of chat messages")
+        messages = _MESSAGES.validate_python(raw)
         key = None
         chars = 0
         if self._use_cache or self._tpm is not None:
@@ -594,7 +621,7 @@ class Runner:
     # -- writer --------------------------------------------------------------------------------
     async def _writer(self) -> None:
         interval = self.options.flush_interval
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), timeout=interval)
             self._flush_now.clear()

@@ -21,9 +21,9 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from policylab.chat import ChatMessage
@@ -36,6 +36,7 @@ from policylab.store.models import EvalSet, Item, Run
 from policylab.store.workspace import Workspace
 
 DEFAULT_BATCH = 1000
+_ITEMS = cast(Table, Item.__table__)
 
 # The columns an import may change on an item whose conversation is unchanged.
 _LABEL_COLUMNS = ("categories", "expected_behavior", "source", "language", "tags", "split", "extra")
@@ -153,11 +154,22 @@ def insert_items(
         {**_values(item), "eval_set_id": eval_set_id, "duplicate_of": dup}
         for item, dup in zip(items, dups, strict=True)
     ]
-    # RETURNING in parameter order makes SQLite insert row by row; matching on the external id
-    # (unique within the set) keeps one multi-row INSERT per page on every backend.
-    stmt = insert(Item).returning(Item.id, Item.external_id)
-    by_external = {external: db_id for db_id, external in session.execute(stmt, rows).tuples()}
-    return [by_external[item.id] for item in items]
+    # A Core executemany without RETURNING: the ORM's bulk insert (or RETURNING) makes SQLAlchemy
+    # split SQLite inserts into statements of ~14 rows (999 bind parameters). Then one look-up per
+    # 1,000 ids, keyed on the external id (unique within the set).
+    session.execute(insert(_ITEMS), rows)
+    wanted = [item.id for item in items]
+    by_external: dict[str, int] = {}
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        found = session.execute(
+            select(Item.external_id, Item.id).where(
+                Item.eval_set_id == eval_set_id, Item.external_id.in_(chunk)
+            )
+        )
+        for external, db_id in found:
+            by_external[external] = db_id
+    return [by_external[external] for external in wanted]
 
 
 _RECORD_COLUMNS = (
@@ -228,7 +240,7 @@ class _Pending:
     duplicate: Duplicate | None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Known:
     id: int
     content_hash: str
@@ -274,7 +286,7 @@ class _Importer:
             columns.append(Item.messages)
         last = 0
         with self.ws.session() as session:
-            names = dict(session.execute(select(EvalSet.id, EvalSet.name)).tuples().all())
+            names = dict(session.execute(select(EvalSet.id, EvalSet.name)).all())
             while True:
                 rows = session.execute(
                     select(*columns).where(Item.id > last).order_by(Item.id).limit(DEFAULT_BATCH)

@@ -101,7 +101,7 @@ def load_responses(session: Session, run_id: int, *, with_text: bool = False) ->
         .order_by(Item.id)
     )
     names = list(RESPONSE_COLUMNS) + (["messages", "response_text"] if with_text else [])
-    rows = session.execute(query).tuples().all()
+    rows = session.execute(query).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=names).astype(
         {"item_expected": object, "response_error": object}
     )
@@ -144,7 +144,7 @@ def load_verdicts(session: Session, run_id: int) -> pd.DataFrame:
         .order_by(v.id)
     )
     names = [*VERDICT_COLUMNS, "item_id", "policy_id", "policy_hash", "created_at"]
-    rows = session.execute(query).tuples().all()
+    rows = session.execute(query).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=names).astype(
         {"behavior": object, "error": object, "violation": object, "confidence": object}
     )
@@ -194,7 +194,7 @@ def load_campaigns(session: Session, info: RunInfo) -> list[CampaignData]:
             select(Label.campaign_item_id, Label.annotator_id, Label.behavior).where(
                 Label.campaign_id == c.id
             )
-        ).tuples()
+        ).all()
         items = session.execute(
             select(
                 CampaignItem.id,
@@ -204,7 +204,7 @@ def load_campaigns(session: Session, info: RunInfo) -> list[CampaignData]:
                 CampaignItem.status,
                 CampaignItem.final,
             ).where(CampaignItem.campaign_id == c.id)
-        ).tuples()
+        ).all()
         adjudications = session.execute(
             select(
                 Adjudication.campaign_item_id,
@@ -212,7 +212,7 @@ def load_campaigns(session: Session, info: RunInfo) -> list[CampaignData]:
                 Adjudication.policy_ambiguous,
                 Adjudication.ambiguous_rule_ids,
             ).where(Adjudication.campaign_id == c.id)
-        ).tuples()
+        ).all()
         out.append(
             CampaignData(
                 name=c.name,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -133,7 +133,7 @@ def list_runs(session: Session) -> list[RunOverview]:
         .outerjoin(sizes, sizes.c.eval_set_id == Run.eval_set_id)
         .outerjoin(answers, answers.c.run_id == Run.id)
         .order_by(Run.created_at.desc(), Run.id.desc())
-    ).tuples()
+    )
     return [
         RunOverview(run, set_name, int(n or 0), int(done or 0), int(failed or 0))
         for run, set_name, n, done, failed in rows
@@ -148,7 +148,7 @@ def failed_examples(session: Session, run: Run, *, limit: int = 10) -> list[tupl
         .where(Response.run_id == run.id, Response.error.is_not(None))
         .order_by(Item.id)
         .limit(limit)
-    ).tuples()
+    )
     return [(external_id, error or "") for external_id, error in rows]
 
 
@@ -192,7 +192,7 @@ def pending_page(
     after: int,
     size: int,
     last_item: int | None = None,
-) -> Sequence[tuple[int, str, Any]]:
+) -> Sequence[Row[int, str, Any]]:
     """The next `size` items after id `after` that have no response in the run, by id."""
     query = (
         _pending(run_id, eval_set_id, last_item)
@@ -200,7 +200,7 @@ def pending_page(
         .order_by(Item.id)
         .limit(size)
     )
-    return conn.execute(query).tuples().all()
+    return conn.execute(query).all()
 
 
 def delete_failed(conn: Connection, run_id: int, *, keep_in_doubt: bool) -> int:
@@ -234,7 +234,7 @@ def cached_payloads(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str
     rows = conn.execute(
         select(ResponseCache.key, ResponseCache.payload).where(ResponseCache.key.in_(keys))
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def write_responses(
@@ -372,7 +372,7 @@ def iter_responses(
         )
         if not include_errors:
             query = query.where(Response.error.is_(None))
-        rows = session.execute(query).tuples().all()
+        rows = session.execute(query).all()
         if not rows:
             return
         yield from rows

@@ -1,10 +1,12 @@
-"""The labelled responses an example carries: its `response`, and its GOOD and BAD responses."""
+"""The labelled responses an example carries: its `response` (or `transcript`), and its GOOD and BAD
+responses."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from policylab.core import Behavior
+from policylab.policy.actions import render_turns
 from policylab.policy.schema import Example, ResponseLabel
 
 # From most to least permissive: a response below the expected rank gives more than it should.
@@ -48,6 +50,17 @@ def labelled_responses(example: Example) -> list[LabelledResponse]:
                 key="response",
                 label=None,
                 text=example.response,
+                behavior=example.response_behavior,
+                violation=example.violates,
+                rationale=None,
+            )
+        )
+    elif example.transcript is not None:
+        out.append(
+            LabelledResponse(
+                key="transcript",
+                label=None,
+                text=render_turns(example.transcript),
                 behavior=example.response_behavior,
                 violation=example.violates,
                 rationale=None,

@@ -10,6 +10,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from policylab.policy.actions import describe_pattern
+
 
 @functools.cache
 def _markdown() -> MarkdownIt:
@@ -48,6 +50,7 @@ def environment() -> Environment:
     env.filters["markdown"] = markdown_block
     env.filters["markdown_inline"] = markdown_inline
     env.filters["fenced"] = fenced
+    env.filters["action"] = describe_pattern
     return env
 
 

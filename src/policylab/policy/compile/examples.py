@@ -2,7 +2,8 @@
 
 Each example gives one prompt-only row (`response: null`, `behavior` = the expected behaviour), then
 one row per labelled response: its `response`, and each GOOD and BAD response. Row ids are the
-example id, suffixed with `/prompt`, `/response`, `/good-1`, `/bad-1`, ...
+example id, suffixed with `/prompt`, `/response`, `/good-1`, `/bad-1`, ... An agent example's
+`transcript` gives a `/transcript` row: `response` is its text, `transcript` its messages.
 
 Labels of GOOD and BAD responses that the file leaves implicit are inferred (see
 `_labels.labelled_responses`): a GOOD response does what the example expects and never
@@ -69,7 +70,7 @@ def _rows(example: Example, source: str) -> Iterator[dict[str, Any]]:
         rationale=example.rationale,
     )
     for r in labelled_responses(example):
-        yield _row(
+        row = _row(
             example,
             source,
             key=r.key,
@@ -79,3 +80,9 @@ def _rows(example: Example, source: str) -> Iterator[dict[str, Any]]:
             label=r.label.value if r.label else None,
             rationale=r.rationale or example.rationale,
         )
+        if r.key == "transcript" and example.transcript is not None:
+            # `response` holds the transcript as text; the messages keep its tool calls.
+            row["transcript"] = [
+                m.model_dump(mode="json", exclude_none=True) for m in example.transcript
+            ]
+        yield row

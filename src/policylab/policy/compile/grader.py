@@ -3,18 +3,23 @@
 The prompt follows the shape the gpt-oss-safeguard user guide recommends (ROOST and OpenAI, "User
 guide for gpt-oss-safeguard", OpenAI Cookbook, 2025-10-29): INSTRUCTIONS, DEFINITIONS, criteria
 (what violates and what does not), the output format, then short examples on both sides of the
-line. The guide finds 400-600 tokens best, so each category gets its own prompt, assembled to fit
-a token budget (the policy's `grader_token_budget`):
+line. The guide finds 400-600 tokens best, so every category (leaf or parent) gets its own prompt,
+the one a judge uses for items of that category, assembled to fit a token budget (by default the
+policy's `grader_token_budget`):
 
-1. mandatory: the instructions, the output contract, the category (with one routing line per
-   subcategory for a parent) and its rules (its ancestors' rules too: they apply to its items);
-2. then, each only while the prompt stays within the budget, in this order: precedence entries
-   that involve the category, its ancestors or descendants; ambiguity rules scoped to those;
-   the definitions those texts use; examples of the category's subtree in allowed/violating pairs;
-   policy-wide ambiguity rules.
+1. Mandatory, whatever the budget: the instructions, the output contract, the category (title,
+   description, expected behaviour; a parent adds one routing line per child) and its rules,
+   with its ancestors' rules (they apply to its items too).
+2. Then each optional part is kept only if the whole prompt still fits, in this order:
+   one example on each side of the line (the shortest of each side); precedence entries that
+   name the category, an ancestor or a descendant; ambiguity rules scoped to one of those; the
+   definitions whose term the prompt's text uses; more examples, alternating sides; ambiguity
+   rules that apply to every category.
 
-What did not fit is listed in `CompiledPrompt.omitted`. The text lives in
-`templates/policy/grader.md.j2`.
+The first pair of examples goes before the context because a prompt that shows neither side of
+the line teaches the judge less than a precedence or ambiguity line does; with it after the
+context, no category of the example pack could show an example within 600 tokens. What did not
+fit is listed in `CompiledPrompt.omitted`. The text lives in `templates/policy/grader.md.j2`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from policylab.policy.compile.tokens import count_tokens
 from policylab.policy.schema import AmbiguityRule, Definition, Example, Policy, Precedence
 
 _CLIP = 600
+# The whole-policy prompt's default budget: the gpt-oss-safeguard guide reports the model copes with
+# policies of about 10,000 tokens, though it works best with 400-600 (hence one prompt per category).
+WHOLE_POLICY_BUDGET = 10_000
 _T = TypeVar("_T")
 
 
@@ -66,7 +74,7 @@ class CompiledPrompt:
     category: str | None
     text: str
     tokens: int
-    budget: int | None
+    budget: int
     mandatory_tokens: int
     included: list[str] = field(default_factory=list)
     omitted: list[str] = field(default_factory=list)
@@ -77,7 +85,7 @@ class CompiledPrompt:
 
     @property
     def over_budget(self) -> bool:
-        return self.budget is not None and self.tokens > self.budget
+        return self.tokens > self.budget
 
     def sides_shown(self) -> set[str]:
         """The sides of the line (allowed, violating) that at least one shown example is on."""
@@ -90,13 +98,13 @@ def compile_grader_prompt(
     """The grader prompt for `category`, fitted to `budget` tokens (see the module docstring).
 
     `budget` defaults to the policy's `grader_token_budget`. With no category the prompt covers
-    the whole policy (every category and rule); it is for reading, so by default it has no budget
-    and holds every optional part.
+    the whole policy (every category and rule, for items whose category is unknown); its budget
+    defaults to `WHOLE_POLICY_BUDGET`.
 
     Raises `PolicylabError` when `category` is not in the policy.
     """
-    if budget is None and category is not None:
-        budget = policy.grader_token_budget
+    if budget is None:
+        budget = policy.grader_token_budget if category is not None else WHOLE_POLICY_BUDGET
     return _Assembly(grader_scope(policy, category), budget).run()
 
 
@@ -131,7 +139,7 @@ def order_examples(examples: list[Example]) -> tuple[list[Example], list[Example
 class _Assembly:
     """Greedy assembly: each optional part is kept when the whole prompt still fits the budget."""
 
-    def __init__(self, scope: GraderScope, budget: int | None) -> None:
+    def __init__(self, scope: GraderScope, budget: int) -> None:
         self.scope = scope
         self.budget = budget
         self.precedence: list[Precedence] = []
@@ -150,16 +158,14 @@ class _Assembly:
     def run(self) -> CompiledPrompt:
         s = self.scope
         mandatory = self.tokens
-        # One example per side goes first: a prompt that shows only one side of the line, or
-        # none, teaches less than any single context line adds (the guide's shape has both).
-        self.add_examples(max_pairs=1)
+        self.add_examples(first=True)  # before the context: see the module docstring
         for p in s.precedence:
             self.offer(f"precedence {p.category} over {', '.join(p.over)}", self.precedence, p)
         for a in s.scoped_ambiguity:
             self.offer(f"ambiguity {a.id}", self.ambiguity, a)
         for d in used_definitions(s.policy.definitions, self.content()):
             self.offer(f"definition {d.term}", self.definitions, d)
-        self.add_examples(max_pairs=None)
+        self.add_examples(first=False)
         for a in s.global_ambiguity:
             self.offer(f"ambiguity {a.id}", self.ambiguity, a)
         return CompiledPrompt(
@@ -190,7 +196,7 @@ class _Assembly:
         target.extend(items)
         text = self.render()
         tokens = count_tokens(text)
-        if self.budget is not None and tokens > self.budget:
+        if tokens > self.budget:
             del target[len(target) - len(items) :]
             self.omitted += labels
             return False
@@ -201,38 +207,35 @@ class _Assembly:
     def offer(self, label: str, target: list[_T], item: _T) -> bool:
         return self.keep_if_fits([label], target, [item])
 
-    def add_examples(self, *, max_pairs: int | None) -> None:
+    def add_examples(self, *, first: bool) -> None:
         """Examples in allowed/violating pairs, so neither side of the line is shown alone.
 
         Each side is taken shortest first. When the next pair does not fit, no more examples are
         shown; once one side has none left, the other side's are offered one by one. With
-        `max_pairs`, stop after that many pairs (the rest wait for a later call).
+        `first`, only the first pair (or, with one side only, the first example) is offered.
         """
         allowed, violating = self.pools
-        pairs = 0
-        while allowed and violating and (max_pairs is None or pairs < max_pairs):
-            pair = [allowed[0], violating[0]]
-            labels = [f"example {shot.id}" for shot in pair]
-            if not self.keep_if_fits(labels, self.shots, pair):
-                self.omitted += [f"example {shot.id}" for shot in [*allowed[1:], *violating[1:]]]
+        while allowed and violating:
+            pair = [allowed.pop(0), violating.pop(0)]
+            if not self.keep_if_fits([f"example {s.id}" for s in pair], self.shots, pair):
+                self.omitted += [f"example {s.id}" for s in [*allowed, *violating]]
                 allowed.clear()
                 violating.clear()
                 return
-            del allowed[0], violating[0]
-            pairs += 1
-        if max_pairs is not None and allowed and violating:
-            return
-        for shot in [*allowed, *violating]:
-            self.offer(f"example {shot.id}", self.shots, shot)
-        allowed.clear()
-        violating.clear()
+            if first:
+                return
+        rest = allowed or violating
+        while rest:
+            self.offer(f"example {rest[0].id}", self.shots, rest.pop(0))
+            if first:
+                return
 
     def content(self) -> str:
         """The policy text shown so far: a definition is offered when its term appears in it."""
         s = self.scope
-        cats = [c for c, _ in s.categories] or [*s.lineage, *([s.focus] if s.focus else [])]
+        cats = [c for c, _ in s.categories] or ([s.focus] if s.focus else [])
         parts = [t for c in cats for t in (c.title, c.description)]
-        parts += [c.title for c in s.children]
+        parts += [c.title for c in [*s.lineage, *s.children]]  # shown by id and title only
         for r in s.rules:
             parts += [r.title, *r.violating, *r.allowed, *r.escalate, *r.ambiguity]
         parts += [p.reason for p in self.precedence]
@@ -241,10 +244,16 @@ class _Assembly:
 
 
 def _shot_response(example: Example) -> tuple[str, Behavior, bool] | None:
-    for r in labelled_responses(example):
-        if r.behavior is not None and r.violation is not None:
-            return r.text, r.behavior, r.violation
-    return None
+    """The labelled response a shot shows: on the violating side, one that violates if any (it
+    shows the line being crossed, which teaches a judge more than a refusal does); else the first."""
+    known = [
+        (r.text, r.behavior, r.violation)
+        for r in labelled_responses(example)
+        if r.behavior is not None and r.violation is not None
+    ]
+    if example.side == "violating":
+        known.sort(key=lambda k: not k[2])  # stable: violating responses first, in file order
+    return known[0] if known else None
 
 
 def _clip(text: str) -> str:

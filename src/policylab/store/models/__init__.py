@@ -10,6 +10,16 @@ from policylab.store.models.campaigns import (
     Qualification,
 )
 from policylab.store.models.eval import EvalSet, Item, Response, ResponseCache, Run
+from policylab.store.models.graders import GraderValidation
+from policylab.store.models.monitor import (
+    MonitorCluster,
+    MonitorClusterMember,
+    MonitorConversation,
+    MonitorGrading,
+    MonitorSetting,
+    MonitorVerdict,
+    RedTeamFinding,
+)
 from policylab.store.models.policy import PolicyVersion
 from policylab.store.models.users import User
 from policylab.store.models.verdicts import VerdictRecord
@@ -21,11 +31,19 @@ __all__ = [
     "Campaign",
     "CampaignItem",
     "EvalSet",
+    "GraderValidation",
     "Item",
     "JSONType",
     "Label",
+    "MonitorCluster",
+    "MonitorClusterMember",
+    "MonitorConversation",
+    "MonitorGrading",
+    "MonitorSetting",
+    "MonitorVerdict",
     "PolicyVersion",
     "Qualification",
+    "RedTeamFinding",
     "Response",
     "ResponseCache",
     "Run",

@@ -1,0 +1,1 @@
+"""Reports (HTML, PDF, Markdown) and their plots."""

@@ -1,0 +1,117 @@
+"""What every route shares: the app's state, the signed-in user, role checks and the CSRF check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from policylab.policy.compile.guide import compile_guide
+from policylab.policy.schema import Policy
+from policylab.store.models import PolicyVersion, User
+from policylab.store.policies import policy_of
+from policylab.store.users import Role, has_role
+from policylab.store.workspace import Workspace
+from policylab.web.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, Signer, csrf_matches
+
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass
+class AppState:
+    workspace: Workspace
+    engine: Engine
+    signer: Signer
+    guides: dict[tuple[int, str | None], str] = field(default_factory=dict)
+    policies: dict[int, Policy] = field(default_factory=dict)
+
+    def policy(self, session: Session, policy_version_id: int) -> Policy:
+        """A stored policy version, parsed once per process (versions never change)."""
+        if policy_version_id not in self.policies:
+            row = session.get(PolicyVersion, policy_version_id)
+            if row is None:
+                raise HTTPException(status_code=404, detail="policy version not found")
+            self.policies[policy_version_id] = policy_of(row)
+        return self.policies[policy_version_id]
+
+    def guide(self, policy_version_id: int, policy: Policy, category: str | None) -> str:
+        """The compiled HTML guide for a category (its section and descendants), cached."""
+        key = (policy_version_id, category)
+        if key not in self.guides:
+            scope = category if category and policy.category(category) else None
+            self.guides[key] = compile_guide(policy, fmt="html", category=scope)
+        return self.guides[key]
+
+
+def state(request: Request) -> AppState:
+    found: AppState = request.app.state.policylab
+    return found
+
+
+StateDep = Annotated[AppState, Depends(state)]
+
+
+def read_session(app: StateDep) -> Iterator[Session]:
+    with Session(app.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(read_session)]
+
+
+class NotSignedIn(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(status_code=401, detail="sign in first")
+
+
+def optional_user(request: Request, app: StateDep, session: SessionDep) -> User | None:
+    found = app.signer.read_session(request.cookies.get("policylab_session"))
+    if found is None:
+        return None
+    user = session.get(User, found[0])
+    if user is None or not user.active or user.session_epoch != found[1]:
+        return None
+    return user
+
+
+def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+    if user is None:
+        raise NotSignedIn()
+    return user
+
+
+UserDep = Annotated[User, Depends(current_user)]
+
+
+def require(*roles: Role) -> object:
+    """A dependency that lets through users holding any of `roles` (admins always)."""
+
+    def check(user: UserDep) -> User:
+        if not any(has_role(user, r) for r in roles):
+            wanted = " or ".join(r.value for r in roles)
+            raise HTTPException(status_code=403, detail=f"this needs the {wanted} role")
+        return user
+
+    return Depends(check)
+
+
+async def csrf_protect(request: Request, app: StateDep) -> None:
+    """Refuse a state-changing request whose CSRF token is missing or does not match."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get(CSRF_FIELD)
+            presented = value if isinstance(value, str) else None
+    if not csrf_matches(request.cookies.get(CSRF_COOKIE), presented, app.signer):
+        raise HTTPException(
+            status_code=403,
+            detail="missing or wrong CSRF token: reload the page and try again",
+        )
