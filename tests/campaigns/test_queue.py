@@ -91,22 +91,28 @@ def test_load_is_balanced_when_annotators_take_turns(workspace: Workspace) -> No
 def test_a_fetch_returns_the_same_reservation_until_it_is_used(workspace: Workspace) -> None:
     build_campaign(workspace, n_items=3, k=1, users=[("a", ["annotator"])])
     first, again = fetch(workspace, "a"), fetch(workspace, "a")
-    assert isinstance(first, Work) and isinstance(again, Work)
+    assert isinstance(first, Work)
+    assert isinstance(again, Work)
     assert first.assignment_id == again.assignment_id
 
 
 def test_expired_reservations_return_to_the_queue(workspace: Workspace) -> None:
     build_campaign(
-        workspace, n_items=1, k=1, reservation_seconds=60,
+        workspace,
+        n_items=1,
+        k=1,
+        reservation_seconds=60,
         users=[("a", ["annotator"]), ("b", ["annotator"])],
     )
     held = fetch(workspace, "a")
     assert isinstance(held, Work)
     blocked = fetch(workspace, "b")
-    assert isinstance(blocked, NoWork) and blocked.reason == "waiting"
+    assert isinstance(blocked, NoWork)
+    assert blocked.reason == "waiting"
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=120)
     taken = fetch(workspace, "b", now=later)
-    assert isinstance(taken, Work) and taken.item_id == held.item_id
+    assert isinstance(taken, Work)
+    assert taken.item_id == held.item_id
     label(workspace, "b", taken.assignment_id)
     # a's late label is refused: the item went to b and has its one label.
     with pytest.raises(QueueError, match="expired") as err:
@@ -139,7 +145,8 @@ def test_a_retried_submission_is_idempotent_and_a_changed_one_refused(
     assert isinstance(work, Work)
     first = label(workspace, "a", work.assignment_id, rationale="clear")
     again = label(workspace, "a", work.assignment_id, rationale="clear")
-    assert first.created and not again.created  # type: ignore[attr-defined]
+    assert first.created
+    assert not again.created
     with pytest.raises(QueueError, match="already labelled"):
         label(workspace, "a", work.assignment_id, behavior="comply")
 
@@ -155,20 +162,28 @@ def test_nobody_writes_to_another_annotators_assignment(workspace: Workspace) ->
 
 def test_qualification_comes_first_and_a_fail_stops_the_work(workspace: Workspace) -> None:
     built = build_campaign(
-        workspace, n_items=8, k=1, n_gold_answers=4, qualification_n=2,
-        qualification_threshold=1.0, users=[("good", ["annotator"]), ("bad", ["annotator"])],
+        workspace,
+        n_items=8,
+        k=1,
+        n_gold_answers=4,
+        qualification_n=2,
+        qualification_threshold=1.0,
+        users=[("good", ["annotator"]), ("bad", ["annotator"])],
     )
     for who in ("good", "bad"):
         for _ in range(2):
             work = fetch(workspace, who)
-            assert isinstance(work, Work) and work.phase == "qualification"
+            assert isinstance(work, Work)
+            assert work.phase == "qualification"
             truth = built.gold[work.item_id].behavior.value
             wrong = "partial" if truth != "partial" else "comply"
             label(workspace, who, work.assignment_id, behavior=truth if who == "good" else wrong)
     nxt = fetch(workspace, "good")
-    assert isinstance(nxt, Work) and nxt.phase == "work"
+    assert isinstance(nxt, Work)
+    assert nxt.phase == "work"
     failed = fetch(workspace, "bad")
-    assert isinstance(failed, NoWork) and failed.reason == "failed"
+    assert isinstance(failed, NoWork)
+    assert failed.reason == "failed"
     with workspace.session() as s:
         board = dashboard(s, get_campaign(s, "c1"))
     quals = {a.name: (a.qualification, a.qualification_score) for a in board.annotators}
@@ -177,7 +192,11 @@ def test_qualification_comes_first_and_a_fail_stops_the_work(workspace: Workspac
 
 def test_hidden_gold_is_not_told_apart_and_scores_annotators(workspace: Workspace) -> None:
     build_campaign(
-        workspace, n_items=10, k=1, n_gold_answers=10, gold_share=0.5,
+        workspace,
+        n_items=10,
+        k=1,
+        n_gold_answers=10,
+        gold_share=0.5,
         users=[("a", ["annotator"])],
     )
     with workspace.session() as s:
@@ -199,7 +218,10 @@ def test_disagreement_goes_to_adjudication_and_ambiguities_are_listed(
     workspace: Workspace,
 ) -> None:
     build_campaign(
-        workspace, n_items=2, k=2, mode="response",
+        workspace,
+        n_items=2,
+        k=2,
+        mode="response",
         users=[("a", ["annotator"]), ("b", ["annotator"]), ("judge", ["adjudicator"])],
     )
     drain_response = [("a", "refuse", False), ("b", "comply", True)]
@@ -208,8 +230,14 @@ def test_disagreement_goes_to_adjudication_and_ambiguities_are_listed(
             work = fetch(workspace, who)
             if not isinstance(work, Work):
                 break
-            label(workspace, who, work.assignment_id, behavior=behavior, violation=violation,
-                  rationale=f"{who} thinks so")
+            label(
+                workspace,
+                who,
+                work.assignment_id,
+                behavior=behavior,
+                violation=violation,
+                rationale=f"{who} thinks so",
+            )
     with workspace.session() as s:
         campaign = get_campaign(s, "c1")
         queue = adjudication_queue(s, campaign)
@@ -219,19 +247,31 @@ def test_disagreement_goes_to_adjudication_and_ambiguities_are_listed(
     with workspace.session() as s:
         campaign, judge = get_campaign(s, "c1"), get_user(s, "judge")
         record_adjudication(
-            s, campaign, queue[0].campaign_item_id, judge,
+            s,
+            campaign,
+            queue[0].campaign_item_id,
+            judge,
             LabelInput(behavior="partial", violation=False, category="CYB.2", rule_ids=["CYB.2.a"]),
-            rationale="a safe completion", policy_ambiguous=True, ambiguous_rule_ids=["CYB.2.a"],
+            rationale="a safe completion",
+            policy_ambiguous=True,
+            ambiguous_rule_ids=["CYB.2.a"],
         )
         with pytest.raises(QueueError, match="already been adjudicated"):
-            record_adjudication(s, campaign, queue[0].campaign_item_id, judge,
-                                LabelInput(behavior="refuse", violation=False), rationale="x")
+            record_adjudication(
+                s,
+                campaign,
+                queue[0].campaign_item_id,
+                judge,
+                LabelInput(behavior="refuse", violation=False),
+                rationale="x",
+            )
     with workspace.session() as s:
         found = ambiguities(s)
         records = final_records(s, get_campaign(s, "c1"))
     assert [(a.rule_id, a.title) for a in found] == [("CYB.2.a", "Writing malware")]
     assert len(records) == 1
-    assert records[0].label["behavior"] == "partial" and records[0].source == "adjudication"
+    assert records[0].label["behavior"] == "partial"
+    assert records[0].source == "adjudication"
     assert records[0].policy_ambiguous
 
 
@@ -240,15 +280,20 @@ def test_labels_stay_hidden_while_an_item_is_open(workspace: Workspace) -> None:
     work = fetch(workspace, "a")
     assert isinstance(work, Work)
     label(workspace, "a", work.assignment_id)
-    with workspace.session() as s, pytest.raises(QueueError, match="hidden") as err:
+    with workspace.session() as s:
         campaign = get_campaign(s, "c1")
-        item_labels(s, campaign, s.scalars(select(CampaignItem.id)).one())
+        ci_id = s.scalars(select(CampaignItem.id)).one()
+        with pytest.raises(QueueError, match="hidden") as err:
+            item_labels(s, campaign, ci_id)
     assert err.value.status == 403
 
 
 def test_majority_rule_agrees_two_to_one(workspace: Workspace) -> None:
     build_campaign(
-        workspace, n_items=1, k=3, agreement="majority",
+        workspace,
+        n_items=1,
+        k=3,
+        agreement="majority",
         users=[("a", ["annotator"]), ("b", ["annotator"]), ("c", ["annotator"])],
     )
     for who, behavior in (("a", "refuse"), ("b", "refuse"), ("c", "partial")):
@@ -258,7 +303,8 @@ def test_majority_rule_agrees_two_to_one(workspace: Workspace) -> None:
     with workspace.session() as s:
         ci = s.scalars(select(CampaignItem)).one()
     assert ci.status == "complete"
-    assert ci.final is not None and ci.final["behavior"] == "refuse"
+    assert ci.final is not None
+    assert ci.final["behavior"] == "refuse"
     assert ci.final["share"] == pytest.approx(2 / 3)
 
 
@@ -267,8 +313,12 @@ def test_k_skips_send_an_item_to_adjudication_with_the_reasons(workspace: Worksp
     for who in ("a", "b"):
         work = fetch(workspace, who)
         assert isinstance(work, Work)
-        run_write(workspace.engine, lambda s, w=work, u=who: skip_item(
-            s, get_campaign(s, "c1"), get_user(s, u), w.assignment_id, f"{u}: unreadable"))
+        run_write(
+            workspace.engine,
+            lambda s, w=work, u=who: skip_item(
+                s, get_campaign(s, "c1"), get_user(s, u), w.assignment_id, f"{u}: unreadable"
+            ),
+        )
     with workspace.session() as s:
         campaign = get_campaign(s, "c1")
         (entry,) = adjudication_queue(s, campaign)
@@ -282,7 +332,8 @@ def test_max_per_annotator_caps_a_fast_annotator(workspace: Workspace) -> None:
     build_campaign(workspace, n_items=6, k=1, max_per_annotator=2, users=[("a", ["annotator"])])
     assert len(drain(workspace, "a")) == 2
     work = fetch(workspace, "a")
-    assert isinstance(work, NoWork) and work.reason == "quota"
+    assert isinstance(work, NoWork)
+    assert work.reason == "quota"
 
 
 def test_fifty_annotators_at_once_lose_nothing_and_duplicate_nothing(
@@ -319,5 +370,6 @@ def test_fifty_annotators_at_once_lose_nothing_and_duplicate_nothing(
         stored = s.execute(select(Label.annotator_id, Label.item_id)).all()
         assert len(stored) == 180 == len(set(stored))
         assert set(s.scalars(select(CampaignItem.n_labels))) == {3}
-        assert s.scalar(select(func.count(Assignment.id)).where(
-            Assignment.status == "reserved")) == 0
+        assert (
+            s.scalar(select(func.count(Assignment.id)).where(Assignment.status == "reserved")) == 0
+        )

@@ -134,6 +134,8 @@ def test_errors_are_messages_not_tracebacks(ws: Path, tmp_path: Path) -> None:
     assert code == 1
     assert "which column holds the prompt?" in out
     assert "columns: question" in out
+    code, out = invoke("items", "list", "-w", str(ws))
+    assert "No eval sets yet" in out  # the failed import left no empty set behind
     code, out = invoke("items", "show", "nope", "-w", str(ws))
     assert code == 1
     assert "no eval set 'nope'" in out

@@ -79,7 +79,11 @@ async def test_suite_fails_without_protection(
 ) -> None:
     """With the fence and the echo check removed, the naive mock obeys the injection."""
 
+    real_render = llm_module.render
+
     def unfenced(name: str, **context: object) -> str:
+        if name != "judge_user.md.j2":
+            return real_render(name, **context)
         return f"Grade this response:\n{context['response']}"
 
     def lenient(reply: str, *, content: str, mode: str = "strict") -> judge_reply.JudgeReply:
@@ -97,8 +101,13 @@ async def test_fence_alone_is_not_enough_without_it_echoes_are_errors(
     mock_judge: MockJudge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the fence the mock echoes the injected JSON; the echo check turns it into an error."""
+    real_render = llm_module.render
     monkeypatch.setattr(
-        llm_module, "render", lambda name, **c: f"Grade this response:\n{c['response']}"
+        llm_module,
+        "render",
+        lambda name, **c: (
+            f"Grade this response:\n{c['response']}" if name == "judge_user.md.j2" else real_render(name, **c)
+        ),
     )
     [verdict] = await _judge(mock_judge).agrade([_sample("t", INJECTIONS["trailing_json"])])
     assert verdict.behavior is None
@@ -109,7 +118,8 @@ async def test_fence_alone_is_not_enough_without_it_echoes_are_errors(
 def test_the_nonce_is_fresh_and_outside_the_content() -> None:
     sample = _sample("n", BODY)
     a = build_messages(sample, system_prompt="P", nonce="aaaaaaaaaaaaaaaa")[1].text
-    assert a.count("BEGIN aaaaaaaaaaaaaaaa") == 2
+    fences = [line for line in a.splitlines() if line.startswith("BEGIN aaaaaaaaaaaaaaaa")]
+    assert fences == ["BEGIN aaaaaaaaaaaaaaaa CONVERSATION", "BEGIN aaaaaaaaaaaaaaaa RESPONSE"]
     assert a.index("END aaaaaaaaaaaaaaaa RESPONSE") > a.index(BODY)
     assert llm_module._nonce(sample) != llm_module._nonce(sample)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -89,3 +90,46 @@ def test_bad_frames_are_named() -> None:
     info = RunInfo(id=1, name="r", model="m", eval_set="s", status="finished", items_total=0)
     with pytest.raises(PolicylabError, match="responses frame lacks"):
         outcomes(RunData(info, pd.DataFrame(), pd.DataFrame()), None)  # type: ignore[arg-type]
+
+
+def test_validity_from_a_stored_validation(case_ws: Any) -> None:
+    from policylab.stats.classification import grader_agreement
+    from policylab.store.models import GraderValidation
+    from policylab.store.results import load_validity
+
+    ws, _ = case_ws
+    with ws.session() as session:
+        data, _ = load_run(session, "run-a")
+        unknown = load_validity(session, data.info.id, "rules")
+        assert not unknown.known
+        assert unknown.grader_version == "1.0"
+        gold = ["comply"] * 3 + ["partial"] * 2 + ["refuse"] * 5
+        # Nothing predicted partial: its precision is undefined (NaN, stored as null).
+        predicted = ["comply"] * 3 + ["refuse", None] + ["refuse"] * 5
+        agreement = grader_agreement(gold, predicted)
+        # Stored as `policylab validate` stores it: JSON, NaN as null.
+        import orjson
+
+        session.add(
+            GraderValidation(
+                grader_id="rules",
+                grader_version="1.0",
+                config_hash="x",
+                config={},
+                gold_name="gold.jsonl",
+                gold_hash="y",
+                n=10,
+                metrics=orjson.loads(agreement.model_dump_json()),
+            )
+        )
+        session.flush()
+        known = load_validity(session, data.info.id, "rules")
+        assert load_validity(session, data.info.id, "llm").grader_version == "1.0"
+        assert not load_validity(session, data.info.id, "llm").known
+    assert known.known
+    assert known.gold == "gold.jsonl"
+    assert known.agreement is not None
+    assert known.agreement.accuracy.successes == 8
+    partial = next(c for c in known.agreement.per_class if c.label == "partial")
+    assert math.isnan(partial.precision)
+    assert known.metric("cohen_kappa") == pytest.approx(agreement.cohen_kappa)

@@ -17,6 +17,8 @@ from policylab.cli import campaign as campaign_cmd
 from policylab.cli import grade as grade_cmd
 from policylab.cli import items as items_cmd
 from policylab.cli import policy as policy_cmd
+from policylab.cli import report as report_cmd
+from policylab.cli import results as results_cmd
 from policylab.cli import run as run_cmd
 from policylab.cli import runs as runs_cmd
 from policylab.cli import serve as serve_cmd
@@ -59,10 +61,14 @@ app.command("run", rich_help_panel="2. Measure models")(run_cmd.run)
 app.add_typer(runs_cmd.app, name="runs", rich_help_panel="2. Measure models")
 app.command("grade", rich_help_panel="2. Measure models")(grade_cmd.grade)
 app.command("validate", rich_help_panel="2. Measure models")(grade_cmd.validate)
+app.command("results", rich_help_panel="2. Measure models")(results_cmd.results)
+app.command("gate", rich_help_panel="2. Measure models")(results_cmd.gate)
+app.command("compare", rich_help_panel="2. Measure models")(results_cmd.compare)
 app.command("agreement", rich_help_panel="3. Human data")(agreement_cmd.agreement)
 app.add_typer(campaign_cmd.app, name="campaign", rich_help_panel="3. Human data")
 app.add_typer(user_cmd.app, name="user", rich_help_panel="3. Human data")
 app.command("serve", rich_help_panel="3. Human data")(serve_cmd.serve)
+app.command("report", rich_help_panel="5. Report")(report_cmd.report)
 
 
 def main() -> None:

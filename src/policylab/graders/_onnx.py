@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +84,20 @@ def export_onnx(
     axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         fp32 = Path(tmp) / "encoder.onnx"
-        torch.onnx.export(
-            _Encoder(model),
-            (ids, mask, torch.zeros_like(ids)),
-            str(fp32),
-            input_names=list(_INPUTS),
-            output_names=["last_hidden_state"],
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():
+            # Tracer notes about Python booleans in the attention-mask code: the result is checked
+            # against the PyTorch model below, which is what matters.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Encoder(model),
+                (ids, mask, torch.zeros_like(ids)),
+                str(fp32),
+                input_names=list(_INPUTS),
+                output_names=["last_hidden_state"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
         out = fp32
         if quantize:
             from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -245,6 +245,8 @@ def grader_params(obj: Any) -> dict[str, Any]:
     """The constructor arguments of a grader, read back from its attributes."""
     out: dict[str, Any] = {}
     for param in _init_parameters(type(obj)):
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue  # object.__init__ of a grader without parameters
         if not hasattr(obj, param.name):
             raise PolicylabError(
                 f"{type(obj).__name__} does not keep its constructor argument {param.name!r} "

@@ -7,6 +7,9 @@ from policylab.models.base import (
     RetryableError,
     SamplingParams,
     TargetModel,
+    ToolCallingModel,
+    ToolSpec,
+    can_call_tools,
     messages_digest,
 )
 from policylab.models.registry import ModelSpec, load_model, parse_spec
@@ -19,6 +22,9 @@ __all__ = [
     "RetryableError",
     "SamplingParams",
     "TargetModel",
+    "ToolCallingModel",
+    "ToolSpec",
+    "can_call_tools",
     "load_model",
     "messages_digest",
     "parse_spec",

@@ -17,8 +17,9 @@ A target model answers one conversation per call. Failures are typed so the runn
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import orjson
 
@@ -53,7 +54,12 @@ class SamplingParams:
 
 @dataclass(slots=True)
 class Completion:
-    """A model's answer: its text, the assistant message as sent, and what it cost in tokens."""
+    """A model's answer: its text, the assistant message as sent, and what it cost in tokens.
+
+    An agent's answer also has a `transcript`: every message it produced after the prompt
+    (assistant turns with their tool calls, tool results, scripted user replies), ending with
+    `message`. The runner stores the transcript, or else `[message]`, as the response's messages.
+    """
 
     text: str
     message: dict[str, Any]
@@ -61,6 +67,7 @@ class Completion:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False)
+    transcript: list[dict[str, Any]] | None = None
 
 
 class ModelError(Exception):
@@ -110,6 +117,35 @@ class TargetModel(Protocol):
     ) -> Completion: ...
 
     async def aclose(self) -> None: ...
+
+
+ToolSpec = dict[str, Any]
+"""One entry of the OpenAI `tools` list: `{"type": "function", "function": {name, description,
+parameters}}`."""
+
+
+@runtime_checkable
+class ToolCallingModel(TargetModel, Protocol):
+    """A target model that can be offered tools (OpenAI function calling); `supports_tools` is True.
+
+    Its answer's `message` may carry `tool_calls`; the caller runs them and asks again.
+    """
+
+    supports_tools: bool
+
+    async def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        params: SamplingParams,
+        item_id: str | None = None,
+        tools: Sequence[ToolSpec] | None = None,
+    ) -> Completion: ...
+
+
+def can_call_tools(model: TargetModel) -> TypeGuard[ToolCallingModel]:
+    """Whether `model` takes `tools` (models that do not are asked without them)."""
+    return getattr(model, "supports_tools", False) is True
 
 
 def canonical_messages(messages: list[ChatMessage]) -> bytes:

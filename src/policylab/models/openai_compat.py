@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -21,11 +21,13 @@ import orjson
 
 from policylab import __version__
 from policylab.chat import ChatMessage
+from policylab.data.images import ImageError, to_data_url
 from policylab.models.base import (
     Completion,
     FatalModelError,
     RetryableError,
     SamplingParams,
+    ToolSpec,
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -85,6 +87,19 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _wire_message(message: ChatMessage) -> dict[str, Any]:
+    data = message.model_dump(exclude_none=True)
+    if isinstance(message.content, list):
+        for part in data["content"]:
+            image = part.get("image_url") if part.get("type") == "image_url" else None
+            if image is not None:
+                try:
+                    image["url"] = to_data_url(image["url"])
+                except ImageError as exc:
+                    raise FatalModelError("bad_image", exc.message) from exc
+    return data
+
+
 class OpenAICompatModel:
     """A chat completions endpoint at `base_url` serving `model`.
 
@@ -94,6 +109,7 @@ class OpenAICompatModel:
     """
 
     cacheable = True
+    supports_tools = True
 
     def __init__(
         self,
@@ -135,21 +151,37 @@ class OpenAICompatModel:
         )
         return self._session
 
-    def request_body(self, messages: list[ChatMessage], params: SamplingParams) -> bytes:
-        """The JSON body sent for `messages` with `params`."""
+    def request_body(
+        self,
+        messages: list[ChatMessage],
+        params: SamplingParams,
+        tools: Sequence[ToolSpec] | None = None,
+    ) -> bytes:
+        """The JSON body sent for `messages` with `params` (and `tools`, for function calling).
+
+        An image given as a file path is sent as a data URL: the server cannot read our disk.
+        Raises `FatalModelError` when such a file cannot be read.
+        """
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [m.model_dump(exclude_none=True) for m in messages],
+            "messages": [_wire_message(m) for m in messages],
         }
+        if tools:
+            body["tools"] = list(tools)
         body.update(params.as_dict())
         body.update(self._extra_body)
         return orjson.dumps(body)
 
     async def complete(
-        self, messages: list[ChatMessage], *, params: SamplingParams, item_id: str | None = None
+        self,
+        messages: list[ChatMessage],
+        *,
+        params: SamplingParams,
+        item_id: str | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> Completion:
         session = self._session or self._open()
-        data = self.request_body(messages, params)
+        data = self.request_body(messages, params, tools)
         try:
             async with session.post(self.url, data=data) as resp:
                 status = resp.status

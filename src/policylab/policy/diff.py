@@ -3,8 +3,9 @@
 Objects are matched by id (definitions by term, precedence entries by their winning category), so
 moving an object to another file or reordering a list is no change. Changes that alter how a
 request must be handled come first and are marked `breaking`: a category's or an example's expected
-behaviour flipping, and a category's severity tier changing. A rule's criteria are compared item
-by item. An object removed and another added with near-identical content are reported as
+behaviour flipping, a category's severity tier changing, and an action rule's confirmation
+requirement or subject changing. A rule's criteria are compared item by item, its action patterns
+pattern by pattern (matched by `id`, else by the tools they name). An object removed and another added with near-identical content are reported as
 `renamed`, with their similarity, followed by the changes between them.
 """
 
@@ -43,7 +44,9 @@ _ITEMISED: dict[str, frozenset[str]] = {
 _BREAKING: dict[str, frozenset[str]] = {
     "category": frozenset({"expected_behavior", "severity"}),
     "example": frozenset({"expected_behavior"}),
+    "rule": frozenset({"subject"}),
 }
+_BREAKING_ACTION_FIELDS = frozenset({"requires_confirmation"})
 # Two reworded criteria are one change, not a removal and an addition, when this similar.
 _REWORD = 0.6
 
@@ -249,6 +252,8 @@ def _fields(kind: ObjectKind, key: str, old: dict[str, Any], new: dict[str, Any]
             continue
         if name in itemised and isinstance(a, list) and isinstance(b, list):
             out += _items(kind, key, name, a, b)
+        elif kind == "rule" and name == "actions":
+            out += _actions(key, a or [], b or [])
         elif isinstance(a, dict) and isinstance(b, dict):
             out += _nested(kind, key, name, a, b)
         else:
@@ -318,6 +323,53 @@ def _items(kind: ObjectKind, key: str, name: str, a: list[Any], b: list[Any]) ->
     for j, d in enumerate(added):
         if j not in used:
             out.append(Change(kind="added", object=kind, id=key, field=name, new=d))
+    return out
+
+
+def _pattern_keys(patterns: list[dict[str, Any]]) -> list[str]:
+    """`id`, else the tools named (`send_payment`, `read_file>send_email`) and `#2`, `#3` ..."""
+    keys: list[str] = []
+    for p in patterns:
+        tools = [p["tool"]] if p.get("tool") else [s["tool"] for s in p.get("sequence") or []]
+        base = p.get("id") or ">".join(tools)
+        key, n = base, 1
+        while key in keys:
+            n += 1
+            key = f"{base}#{n}"
+        keys.append(key)
+    return keys
+
+
+def _actions(key: str, a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[Change]:
+    """Action patterns compared one by one; `field` reads `actions[send_payment].arguments`."""
+    old = dict(zip(_pattern_keys(a), a, strict=True))
+    new = dict(zip(_pattern_keys(b), b, strict=True))
+    out: list[Change] = []
+    for name, pattern in new.items():
+        field = f"actions[{name}]"
+        if name not in old:
+            out.append(Change(kind="added", object="rule", id=key, field=field, new=pattern))
+            continue
+        before = old[name]
+        for sub in [*before, *(k for k in pattern if k not in before)]:
+            x, y = before.get(sub), pattern.get(sub)
+            if x != y:
+                out.append(
+                    Change(
+                        kind="changed",
+                        object="rule",
+                        id=key,
+                        field=f"{field}.{sub}",
+                        old=x,
+                        new=y,
+                        breaking=sub in _BREAKING_ACTION_FIELDS,
+                    )
+                )
+    for name, pattern in old.items():
+        if name not in new:
+            out.append(
+                Change(kind="removed", object="rule", id=key, field=f"actions[{name}]", old=pattern)
+            )
     return out
 
 

@@ -41,16 +41,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     model_validator,
 )
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
 
-from policylab.errors import InputError, Location, Problem
-from policylab.policy.loader import _plain, _problems_from
 from policylab.policy.schema import Category, Policy, Rule
+from policylab.policy.yaml_files import read_yaml_model
 
 __all__ = [
     "Citation",
@@ -192,39 +187,9 @@ def citations(policy: Policy) -> list[Citation]:
 
 def load_framework(path: str | Path) -> Framework:
     """Read and validate a framework file; raises `InputError` naming file, line and field."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(
-            [Problem("file not found", Location(file), "check the path")], what="framework file"
-        ) from None
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        node = yaml.load(text)
-    except YAMLError as exc:
-        raise InputError(
-            [Problem(f"YAML error: {exc}", Location(file), "check indentation and quotes")],
-            what=f"framework file {file}",
-        ) from exc
-    if not isinstance(node, CommentedMap):
-        raise InputError(
-            [
-                Problem(
-                    "a framework file is a YAML mapping",
-                    Location(file, 1, 1),
-                    "start it with `id:`, `title:` and `provisions:` (see docs/agents.md)",
-                )
-            ],
-            what=f"framework file {file}",
-        )
-    try:
-        return Framework.model_validate(_plain(node))
-    except ValidationError as exc:
-        raise InputError(
-            _problems_from(exc, file, node, Framework), what=f"framework file {file}"
-        ) from exc
+    return read_yaml_model(
+        path, Framework, what="framework file", starts_with="`id:`, `title:` and `provisions:`"
+    )
 
 
 @functools.cache

@@ -33,11 +33,13 @@ def interval(low: float | None, high: float | None, digits: int = 1) -> str:
     return f"{low * 100:.{digits}f}–{high * 100:.{digits}f}%"
 
 
-def signed_interval(low: float | None, high: float | None, digits: int = 1) -> str:
+def signed_interval(
+    low: float | None, high: float | None, digits: int = 1, *, sep: str = " to "
+) -> str:
     """A difference's interval in points: '−41.2 to +5.9'."""
     if low is None or high is None or not (_ok(low) and _ok(high)):
         return "n/a"
-    return f"{_signed(low, digits) or '0.0'} to {_signed(high, digits) or '0.0'}"
+    return f"{_signed(low, digits) or '0.0'}{sep}{_signed(high, digits) or '0.0'}"
 
 
 def _signed(value: float, digits: int) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "RunData",
     "RunInfo",
     "choose_grader",
+    "expected_for",
     "graders_in",
     "outcomes",
 ]
@@ -264,6 +265,12 @@ def _disagreement(latest: pd.DataFrame, response_ids: pd.Series) -> list[bool]:
     distinct = ok.groupby("response_id")["behavior"].nunique()
     split = set(distinct[distinct > 1].index)
     return [rid in split for rid in response_ids]
+
+
+def expected_for(own: Any, categories: list[str], policy: Policy) -> str | None:
+    """An item's expected behaviour: its own, else the strictest of its categories' (None if
+    neither says)."""
+    return _expected(own, categories, {c.id: c for c in policy.categories})
 
 
 def _expected(own: Any, cats: list[str], categories: dict[str, Any]) -> str | None:

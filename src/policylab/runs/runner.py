@@ -545,7 +545,7 @@ class Runner:
         row = {
             "run_id": self.run_id,
             "item_id": work.item_id,
-            "messages": [completion.message],
+            "messages": completion.transcript or [completion.message],
             "text": completion.text,
             "finish_reason": completion.finish_reason,
             "error": None,

@@ -116,7 +116,7 @@ def item_labels(session: Session, campaign: Campaign, campaign_item_id: int) -> 
             .join(User, User.id == Label.annotator_id)
             .where(Label.campaign_item_id == ci.id)
             .order_by(Label.id)
-        ).tuples()
+        )
     ]
     skips = [
         (name, reason or "")
@@ -125,7 +125,7 @@ def item_labels(session: Session, campaign: Campaign, campaign_item_id: int) -> 
             .join(User, User.id == Assignment.annotator_id)
             .where(Assignment.campaign_item_id == ci.id, Assignment.status == "skipped")
             .order_by(Assignment.id)
-        ).tuples()
+        )
     ]
     adjudication = session.scalars(
         select(Adjudication).where(Adjudication.campaign_item_id == ci.id)
@@ -240,7 +240,7 @@ def ambiguities(session: Session, campaign: Campaign | None = None) -> list[Ambi
     if campaign is not None:
         query = query.where(Adjudication.campaign_id == campaign.id)
     out = []
-    for adj, camp, ext, name in session.execute(query).tuples():
+    for adj, camp, ext, name in session.execute(query):
         titles = {r.value: r.title for r in schema_of(camp).rules}
         for rid in adj.ambiguous_rule_ids or ["(no rule given)"]:
             out.append(

@@ -135,9 +135,7 @@ def dashboard(session: Session, campaign: Campaign, *, n_boot: int = 200) -> Das
             .join(User, User.id == Assignment.annotator_id)
             .where(Assignment.campaign_id == campaign.id, Assignment.status == "skipped")
             .group_by(User.name)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     quals = {
         name: (q.status, q.score)
@@ -145,7 +143,7 @@ def dashboard(session: Session, campaign: Campaign, *, n_boot: int = 200) -> Das
             select(Qualification, User.name)
             .join(User, User.id == Qualification.annotator_id)
             .where(Qualification.campaign_id == campaign.id)
-        ).tuples()
+        )
     }
     names = sorted(set(frame["annotator"]) | set(skips) | set(quals))
     annotators = []

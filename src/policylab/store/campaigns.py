@@ -311,9 +311,7 @@ def progress(session: Session, campaign: Campaign) -> Progress:
             select(CampaignItem.status, func.count(CampaignItem.id))
             .where(CampaignItem.campaign_id == campaign.id, CampaignItem.role.in_(QUEUE_ROLES))
             .group_by(CampaignItem.status)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     sums = session.execute(
         select(
@@ -328,9 +326,7 @@ def progress(session: Session, campaign: Campaign) -> Progress:
             select(Qualification.status, func.count(Qualification.id))
             .where(Qualification.campaign_id == campaign.id)
             .group_by(Qualification.status)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     return Progress(
         items=int(sums[0]),
@@ -355,7 +351,7 @@ def annotator_counts(session: Session, campaign: Campaign, user_id: int) -> dict
             CampaignItem.role.in_(QUEUE_ROLES),
         )
         .group_by(Assignment.status)
-    ).tuples()
+    )
     counts = dict(rows.all())
     return {"submitted": int(counts.get("submitted", 0)), "skipped": int(counts.get("skipped", 0))}
 
@@ -453,7 +449,7 @@ def final_records(
         .where(CampaignItem.campaign_id == campaign.id, CampaignItem.role.in_(QUEUE_ROLES))
         .order_by(CampaignItem.position)
     )
-    rows = session.execute(query).tuples().all()
+    rows = session.execute(query).all()
     fitted: dict[int, str] = {}
     labels_by_item: dict[int, list[LabelView]] = {}
     if method == "dawid_skene":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,6 +38,7 @@ from policylab.store.workspace import Workspace
 
 DEFAULT_BATCH = 1000
 _ITEMS = cast(Table, Item.__table__)
+_IN_CHUNK = 1000  # ids per `IN (...)`: well under SQLite's limit on bound parameters
 
 # The columns an import may change on an item whose conversation is unchanged.
 _LABEL_COLUMNS = ("categories", "expected_behavior", "source", "language", "tags", "split", "extra")
@@ -160,8 +162,8 @@ def insert_items(
     session.execute(insert(_ITEMS), rows)
     wanted = [item.id for item in items]
     by_external: dict[str, int] = {}
-    for start in range(0, len(wanted), 1000):
-        chunk = wanted[start : start + 1000]
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
         found = session.execute(
             select(Item.external_id, Item.id).where(
                 Item.eval_set_id == eval_set_id, Item.external_id.in_(chunk)
@@ -385,12 +387,13 @@ class _Importer:
 
     def _update(self, session: Session) -> None:
         ids = [db_id for db_id, _ in self.updates]
-        stored = {
-            row.id: row
-            for row in session.execute(
-                select(Item.id, *(getattr(Item, c) for c in _LABEL_COLUMNS)).where(Item.id.in_(ids))
+        columns = [Item.id, *(getattr(Item, c) for c in _LABEL_COLUMNS)]
+        stored = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            stored.update(
+                {row.id: row for row in session.execute(select(*columns).where(Item.id.in_(chunk)))}
             )
-        }
         changes = []
         for db_id, item in self.updates:
             values = _values(item)
@@ -426,6 +429,10 @@ def import_into_set(
 
     `near_threshold=None` looks for exact duplicates only. Rejected rows go to `quarantine`.
     """
+    # Read the first result before touching the store: a mapping that does not fit the file fails
+    # on the first row, and must not leave an empty set behind.
+    stream = iter(results)
+    first = next(stream, None)
     with ws.session() as session:
         es, _ = get_or_create_eval_set(session, set_name, description=description, source=source)
         set_id = es.id
@@ -442,7 +449,7 @@ def import_into_set(
         batch_size=batch_size,
     )
     importer.seed(with_text=near_threshold is not None)
-    for result in results:
+    for result in chain([first] if first is not None else [], stream):
         importer.add(result)
     importer.flush()
     if quarantine is not None and quarantine.written:

@@ -7,16 +7,20 @@ database. Frames carry the columns listed in `policylab.results.data` (`RESPONSE
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, or_, select
+from pydantic import ValidationError
+from sqlalchemy import desc, func, or_, select
 from sqlalchemy.orm import Session
 
 from policylab.errors import PolicylabError
 from policylab.policy.schema import Policy
 from policylab.results.data import RESPONSE_COLUMNS, VERDICT_COLUMNS, RunData, RunInfo
 from policylab.results.human import CampaignData
+from policylab.results.validity import GraderValidity
+from policylab.stats.classification import GraderAgreement
 from policylab.store.models import (
     Adjudication,
     Campaign,
@@ -33,9 +37,13 @@ from policylab.store.policies import policy_of
 from policylab.store.runs import get_run
 
 __all__ = [
+    "Transcript",
+    "graders_by_run",
     "load_campaigns",
     "load_responses",
     "load_run",
+    "load_transcript",
+    "load_validity",
     "load_verdicts",
     "require_policy",
     "run_info",
@@ -234,3 +242,156 @@ def load_campaigns(session: Session, info: RunInfo) -> list[CampaignData]:
 
 def _frame(rows: Any, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in rows], columns=columns).astype(object)
+
+
+def load_validity(session: Session, run_id: int, grader_id: str | None) -> GraderValidity:
+    """What is known about `grader_id` as it graded this run: its latest stored validation.
+
+    The version (and configuration hash) is read from the grader's newest verdict on the run; a
+    validation of the same configuration is preferred, else any of the same version. None found:
+    the agreement is unknown, and the report says so.
+    """
+    if grader_id is None:
+        return GraderValidity(grader_id=None)
+    newest = session.execute(
+        select(VerdictRecord.grader_version, VerdictRecord.extra)
+        .where(VerdictRecord.run_id == run_id, VerdictRecord.grader_id == grader_id)
+        .order_by(desc(VerdictRecord.id))
+        .limit(1)
+    ).first()
+    if newest is None:
+        return GraderValidity(grader_id=grader_id)
+    version, extra = newest
+    # Imported here: store.verdicts brings in every grader (about 1.5 s), needed only now.
+    from policylab.store.verdicts import latest_validation
+
+    config = extra.get("config_hash") if isinstance(extra, dict) else None
+    row = None
+    if isinstance(config, str):
+        row = latest_validation(session, grader_id, version, config_hash=config)
+    if row is None:
+        row = latest_validation(session, grader_id, version)
+    if row is None:
+        return GraderValidity(grader_id=grader_id, grader_version=version)
+    return GraderValidity(
+        grader_id=grader_id,
+        grader_version=version,
+        agreement=_agreement(row.metrics, row.id),
+        gold=row.gold_name,
+        validated_version=row.grader_version,
+        validated_at=row.created_at,
+    )
+
+
+def _agreement(metrics: dict[str, Any], row_id: int) -> GraderAgreement:
+    """A stored `GraderAgreement` (saved as JSON, NaN as null) read back."""
+    try:
+        return GraderAgreement.model_validate(_nan_for_null(metrics))
+    except ValidationError as exc:
+        raise PolicylabError(
+            f"grader validation {row_id} in the workspace is not a readable agreement record: "
+            f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
+            hint="validate the grader again with `policylab validate GRADER --gold FILE`",
+        ) from exc
+
+
+_FLOAT_FIELDS = {"rate", "low", "high", "cohen_kappa", "precision", "recall", "f1"}
+
+
+def _nan_for_null(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, dict):
+        return {k: _nan_for_null(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_for_null(v) for v in value]
+    if value is None and key in _FLOAT_FIELDS:
+        return float("nan")
+    return value
+
+
+def graders_by_run(session: Session) -> dict[int, dict[str, int]]:
+    """For each run, its graders and how many responses each judged."""
+    rows = session.execute(
+        select(
+            VerdictRecord.run_id,
+            VerdictRecord.grader_id,
+            func.count(func.distinct(VerdictRecord.response_id)),
+        )
+        .where(VerdictRecord.run_id.is_not(None))
+        .group_by(VerdictRecord.run_id, VerdictRecord.grader_id)
+    ).all()
+    out: dict[int, dict[str, int]] = {}
+    for run_id, grader_id, n in rows:
+        if run_id is not None:
+            out.setdefault(run_id, {})[str(grader_id)] = int(n)
+    return out
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One item of a run: the request, the response and every grader's verdicts on it."""
+
+    info: RunInfo
+    policy_version_id: int | None
+    item_id: int
+    external_id: str
+    messages: list[dict[str, Any]]
+    categories: list[str]
+    item_expected: str | None
+    source: str | None
+    tags: list[str]
+    response_text: str | None
+    response_error: str | None
+    verdicts: pd.DataFrame
+    """`VERDICT_COLUMNS` plus `policy_id, policy_hash, created_at`, newest first."""
+
+
+def load_transcript(session: Session, run_name: str, external_id: str) -> Transcript:
+    """The item `external_id` of run `run_name`, with its response and verdicts."""
+    run = get_run(session, run_name)
+    found = session.execute(
+        select(Item, Response)
+        .join(Response, Response.item_id == Item.id)
+        .where(Response.run_id == run.id, Item.external_id == external_id)
+    ).first()
+    if found is None:
+        raise PolicylabError(
+            f"run {run_name!r} has no response to item {external_id!r}",
+            hint="pick an item from the run's results",
+        )
+    item, response = found
+    v = VerdictRecord
+    rows = session.execute(
+        select(
+            v.id,
+            v.response_id,
+            v.grader_id,
+            v.grader_version,
+            v.behavior,
+            v.violation,
+            v.category,
+            v.rule_ids,
+            v.confidence,
+            v.rationale,
+            v.error,
+            v.policy_id,
+            v.policy_hash,
+            v.created_at,
+        )
+        .where(v.response_id == response.id)
+        .order_by(v.id.desc())
+    ).all()
+    columns = [*VERDICT_COLUMNS, "policy_id", "policy_hash", "created_at"]
+    return Transcript(
+        info=run_info(session, run),
+        policy_version_id=run.policy_version_id,
+        item_id=item.id,
+        external_id=item.external_id,
+        messages=list(item.messages),
+        categories=list(item.categories or []),
+        item_expected=item.expected_behavior,
+        source=item.source,
+        tags=list(item.tags or []),
+        response_text=response.text,
+        response_error=response.error,
+        verdicts=pd.DataFrame([tuple(r) for r in rows], columns=columns).astype(object),
+    )

@@ -116,7 +116,9 @@ def save_verdicts(
             **v.extra,
             "config_hash": digest,
             "grader_params": params,
-            "probabilities": {b.value: p for b, p in v.probabilities.items()} if v.probabilities else None,
+            "probabilities": {b.value: p for b, p in v.probabilities.items()}
+            if v.probabilities
+            else None,
         }
         rows.append(
             {

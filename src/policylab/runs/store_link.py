@@ -1,0 +1,270 @@
+"""The runner's link to the workspace during a run: pages of pending items in, responses out.
+
+`StoreSide` does the database work: it reads a page of pending items, validates their messages,
+computes their cache keys and looks them up, and writes batches of responses and cache rows. The
+runner reaches it through a link:
+
+- `ThreadLink` runs it on threads of the runner's process: no start-up cost, for small runs;
+- `ProcessLink` runs it in a child process (`python -m policylab.runs.store_process`), talking over
+  pipes. Measured here, database work on threads slows the event loop far more than its CPU time
+  suggests: Python threads share one interpreter lock, and a thread busy with SQLAlchemy or JSON
+  takes it back every time the event loop waits on a socket, so responses sit unread (loop lag of
+  30–70 ms at concurrency 256 on the 2-core machine). In a second process that work runs on the
+  other core and the event loop only encodes and decodes JSON (orjson).
+
+Messages between the two are JSON; a response row travels as a list in `RESPONSE_FIELDS` order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import struct
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Engine
+
+from policylab.chat import ChatMessage
+from policylab.store import runs as store
+
+log = logging.getLogger(__name__)
+
+RESPONSE_FIELDS = (
+    "item_id",
+    "messages",
+    "text",
+    "finish_reason",
+    "error",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "attempts",
+    "cached",
+)
+CACHE_FIELDS = ("key", "model", "payload")
+_MESSAGES = TypeAdapter(list[ChatMessage])
+_HEADER = struct.Struct("!I")
+
+
+class StoreLinkError(RuntimeError):
+    """The store side failed (a database error, or its process died)."""
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """What the store side needs to know about the run."""
+
+    run_id: int
+    eval_set_id: int
+    model: str
+    params: dict[str, Any]
+    use_cache: bool
+    page_size: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "eval_set_id": self.eval_set_id,
+            "model": self.model,
+            "params": self.params,
+            "use_cache": self.use_cache,
+            "page_size": self.page_size,
+        }
+
+
+def describe_bad_messages(external_id: str, exc: Exception) -> str:
+    """`bad_messages: item 'x': messages[2].content: <what is wrong>`."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        index, *rest = first["loc"] or ("?",)
+        where = f"messages[{index}]" + "".join(f".{p}" for p in rest)
+        return f"bad_messages: item {external_id!r}: {where}: {first['msg']}"
+    return f"bad_messages: item {external_id!r}: {exc}"
+
+
+def cache_key(model: str, params: dict[str, Any], messages: list[dict[str, Any]]) -> str:
+    """The response-cache key: sha256 of the model, the sampling parameters and the messages."""
+    import hashlib
+
+    blob = orjson.dumps(
+        {"model": model, "params": params, "messages": messages}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(blob).hexdigest()
+
+
+class StoreSide:
+    """The database work of a run, on whichever thread or process the link puts it."""
+
+    def __init__(self, engine: Engine, config: LinkConfig) -> None:
+        self.engine = engine
+        self.config = config
+
+    def page(self, after: int, last_item: int | None) -> dict[str, Any] | None:
+        """The next page after item id `after`: valid items (normalised messages, cache key,
+        text length), bad items with their error, and cached payloads by key; None at the end."""
+        c = self.config
+        with self.engine.connect() as conn:
+            rows = store.pending_page(
+                conn, c.run_id, c.eval_set_id, after=after, size=c.page_size, last_item=last_item
+            )
+            if not rows:
+                return None
+            works: list[list[Any]] = []
+            bad: list[list[Any]] = []
+            for item_id, external_id, raw in rows:
+                try:
+                    if not isinstance(raw, list) or not raw:
+                        raise TypeError("`messages` must be a non-empty list of chat messages")
+                    messages = _MESSAGES.validate_python(raw)
+                except (ValidationError, TypeError) as exc:
+                    bad.append([item_id, external_id, describe_bad_messages(external_id, exc)])
+                    continue
+                dumped = [m.model_dump(exclude_none=True, mode="json") for m in messages]
+                key = cache_key(c.model, c.params, dumped) if c.use_cache else None
+                chars = sum(len(m.text) for m in messages)
+                works.append([item_id, external_id, dumped, key, chars])
+            hits: dict[str, Any] = {}
+            if c.use_cache:
+                hits = store.cached_payloads(conn, [w[3] for w in works])
+        return {"after": int(rows[-1][0]), "works": works, "bad": bad, "hits": hits}
+
+    def write(self, rows: Sequence[Sequence[Any]], cache_rows: Sequence[Sequence[Any]]) -> None:
+        """Commit response rows (lists in RESPONSE_FIELDS order) and cache rows in one transaction."""
+        run_id = self.config.run_id
+        responses = [{"run_id": run_id, **dict(zip(RESPONSE_FIELDS, r, strict=True))} for r in rows]
+        cache = [dict(zip(CACHE_FIELDS, r, strict=True)) for r in cache_rows]
+        with self.engine.begin() as conn:
+            store.write_responses(conn, responses, cache)
+
+
+class ThreadLink:
+    """The store side on two threads of this process: one reads pages, one writes."""
+
+    def __init__(self, engine: Engine, config: LinkConfig) -> None:
+        self.side = StoreSide(engine, config)
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policylab-read")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policylab-write")
+
+    async def start(self) -> None:
+        return None
+
+    async def page(self, after: int, last_item: int | None) -> dict[str, Any] | None:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, self.side.page, after, last_item)
+
+    async def write(self, rows: list[list[Any]], cache_rows: list[list[Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._writer, self.side.write, rows, cache_rows)
+        # Shielded: cancelling the caller must not cancel a queued write, or its rows would be lost.
+        await asyncio.shield(future)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._writer.shutdown, wait=True)
+        self._reader.shutdown(wait=False, cancel_futures=True)
+
+
+class ProcessLink:
+    """The store side in a child process, over its stdin and stdout (length-prefixed JSON)."""
+
+    def __init__(self, db_url: str, config: LinkConfig) -> None:
+        self.db_url = db_url
+        self.config = config
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._page: asyncio.Future[dict[str, Any] | None] | None = None
+        self._writes: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._closed: asyncio.Future[None] | None = None
+        self._failure: StoreLinkError | None = None
+
+    async def start(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "policylab.runs.store_process",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 26,
+        )
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        self._writes.append(ready)
+        self._reader_task = asyncio.create_task(self._read_replies())
+        self._send(["init", self.db_url, self.config.as_dict()])
+        await ready
+
+    def _send(self, message: list[Any]) -> None:
+        if self._failure is not None:
+            raise self._failure
+        assert self._proc is not None
+        assert self._proc.stdin is not None
+        blob = orjson.dumps(message)
+        self._proc.stdin.write(_HEADER.pack(len(blob)) + blob)
+
+    async def _read_replies(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stdout is not None
+        out = self._proc.stdout
+        try:
+            while True:
+                size = _HEADER.unpack(await out.readexactly(_HEADER.size))[0]
+                kind, *rest = orjson.loads(await out.readexactly(size))
+                if kind in ("ready", "written"):
+                    self._writes.popleft().set_result(None)
+                elif kind == "page":
+                    assert self._page is not None
+                    self._page.set_result(rest[0])
+                elif kind == "closed":
+                    assert self._closed is not None
+                    self._closed.set_result(None)
+                    return
+                elif kind == "error":
+                    self._fail(StoreLinkError(f"the store process failed: {rest[0]}"))
+                    return
+        except asyncio.IncompleteReadError:
+            self._fail(StoreLinkError("the store process ended unexpectedly (see its error above)"))
+
+    def _fail(self, error: StoreLinkError) -> None:
+        self._failure = error
+        pending = [*self._writes, self._page, self._closed]
+        for future in pending:
+            if future is not None and not future.done():
+                future.set_exception(error)
+        self._writes.clear()
+
+    async def page(self, after: int, last_item: int | None) -> dict[str, Any] | None:
+        self._page = asyncio.get_running_loop().create_future()
+        self._send(["page", after, last_item])
+        return await self._page
+
+    async def write(self, rows: list[list[Any]], cache_rows: list[list[Any]]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writes.append(done)
+        self._send(["write", rows, cache_rows])
+        assert self._proc is not None
+        assert self._proc.stdin is not None
+        await self._proc.stdin.drain()
+        # Shielded: the rows are in the child's hands; cancelling the wait must not lose track.
+        await asyncio.shield(done)
+
+    async def close(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            if self._failure is None:
+                self._closed = asyncio.get_running_loop().create_future()
+                self._send(["close"])
+                await self._closed
+        finally:
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+            await self._proc.wait()
+            if self._reader_task is not None:
+                self._reader_task.cancel()
