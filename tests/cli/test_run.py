@@ -36,7 +36,7 @@ def stored(ws: Workspace) -> dict[str, str | None]:
         rows = session.execute(
             select(Item.external_id, Response.error).join(Response, Response.item_id == Item.id)
         )
-        return {external_id: error for external_id, error in rows}
+        return dict(rows.all())
 
 
 def test_run_show_list_export_and_replay(
@@ -166,7 +166,9 @@ def test_a_run_killed_with_sigkill_resumes_with_every_item_answered_once(
 
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     output = resumed.stdout + resumed.stderr
-    assert f"{len(in_doubt_items)} item(s) had been sent when the previous session stopped" in output
+    assert (
+        f"{len(in_doubt_items)} item(s) had been sent when the previous session stopped" in output
+    )
     final = stored(workspace)
     after = state.snapshot()
     assert sorted(final) == sorted(prompt_of)  # one row per item (the table allows no more)

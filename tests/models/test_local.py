@@ -35,7 +35,7 @@ def test_sources_are_a_gguf_file_or_a_model_folder(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "config.json").write_text("{}", encoding="utf-8")
     assert resolve_source(folder) == (folder, None)
-    with pytest.raises(PolicylabError, match="expected `smollm2`, a .gguf file"):
+    with pytest.raises(PolicylabError, match=r"expected `smollm2`, a \.gguf file"):
         resolve_source(tmp_path / "nothing-here")
 
 
@@ -59,12 +59,8 @@ async def test_batched_greedy_generation_is_real_and_repeatable() -> None:
     prompts = [[user("What is the capital of France?")], [user("Say hello.")]]
     try:
         first = [await c for c in [model.complete(p, params=SamplingParams()) for p in prompts]]
-        batch = await asyncio.gather(
-            *(model.complete(p, params=SamplingParams()) for p in prompts)
-        )
-        again = await asyncio.gather(
-            *(model.complete(p, params=SamplingParams()) for p in prompts)
-        )
+        batch = await asyncio.gather(*(model.complete(p, params=SamplingParams()) for p in prompts))
+        again = await asyncio.gather(*(model.complete(p, params=SamplingParams()) for p in prompts))
         short = await model.complete(prompts[0], params=SamplingParams(max_tokens=3))
     finally:
         await model.aclose()

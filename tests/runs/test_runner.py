@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -58,20 +59,33 @@ def responses(ws: Workspace, run_name: str) -> dict[str, Response]:
             .join(Run, Run.id == Response.run_id)
             .where(Run.name == run_name)
         )
-        return {external_id: response for external_id, response in rows}
+        return dict(rows.all())
 
 
 def prompts(n: int, tag: str = "q") -> list[str]:
     return [f"{tag} {i}" for i in range(n)]
 
 
+# The store side on threads of the test process, or in its own child process.
+LINKS = pytest.mark.parametrize("store_process", [False, True], ids=["threads", "process"])
+
+
+@LINKS
 async def test_every_item_is_answered_once(
-    workspace: Workspace, mock_openai: Any, make_eval_set: MakeSet
+    workspace: Workspace, mock_openai: Any, make_eval_set: MakeSet, store_process: bool
 ) -> None:
     make_eval_set(workspace, "s", prompts(50))
-    summary = await execute(workspace, mock_openai, page_size=7, flush_every=5)
+    summary = await execute(
+        workspace, mock_openai, store_process=store_process, page_size=7, flush_every=5
+    )
     c = summary.counts
-    assert (summary.status, c.total, c.succeeded, c.failed, c.remaining) == ("finished", 50, 50, 0, 0)
+    assert (summary.status, c.total, c.succeeded, c.failed, c.remaining) == (
+        "finished",
+        50,
+        50,
+        0,
+        0,
+    )
     assert (c.prompt_tokens, c.completion_tokens) == (100, 50 * 5)
     assert c.latency_p50_ms is not None
     assert c.latency_p95_ms is not None
@@ -91,8 +105,9 @@ async def test_every_item_is_answered_once(
         assert run.stats["counts"]["succeeded"] == 50
 
 
+@LINKS
 async def test_faults_end_with_exact_counts(
-    workspace: Workspace, mock_openai: Any, make_eval_set: MakeSet
+    workspace: Workspace, mock_openai: Any, make_eval_set: MakeSet, store_process: bool
 ) -> None:
     faulty = {
         "slow down [[fault:429*2]]": 3,
@@ -108,7 +123,9 @@ async def test_faults_end_with_exact_counts(
         {"not": "a list"},
     ]
     make_eval_set(workspace, "s", [*prompts(10), *faulty, *bad_messages])
-    summary = await execute(workspace, mock_openai, max_attempts=3, timeout=0.5)
+    summary = await execute(
+        workspace, mock_openai, store_process=store_process, max_attempts=3, timeout=0.5
+    )
     c = summary.counts
     assert (c.total, c.succeeded, c.failed, c.remaining) == (19, 13, 6, 0)
     assert c.errors == {
@@ -136,7 +153,7 @@ async def test_faults_end_with_exact_counts(
     assert "must be a non-empty list" in rows["i18"].error
     # Retry-After: 1 was honoured between the 429s and the retries.
     times = mock_openai.state.times["slow down [[fault:429*2]]"]
-    assert all(b - a >= 0.99 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= 0.99 for a, b in itertools.pairwise(times))
 
 
 async def test_a_fatal_error_for_every_item_stops_the_run_and_records_nothing(
@@ -172,22 +189,29 @@ async def test_failed_items_are_asked_again_on_the_next_run_unless_kept(
     assert (seen["fine"], seen["fails twice [[fault:500*2]]"]) == (1, 3)
 
 
+@LINKS
 async def test_the_cache_answers_a_conversation_asked_before(
-    workspace: Workspace, mock_openai: Any, make_eval_set: MakeSet
+    workspace: Workspace, mock_openai: Any, make_eval_set: MakeSet, store_process: bool
 ) -> None:
     make_eval_set(workspace, "s", prompts(12))
-    first = await execute(workspace, mock_openai, name="a")
+    first = await execute(workspace, mock_openai, store_process=store_process, name="a")
     assert first.counts.cached == 0
-    again = await execute(workspace, mock_openai, name="b")
+    again = await execute(workspace, mock_openai, store_process=store_process, name="b")
     assert (again.counts.succeeded, again.counts.cached, again.session.requests) == (12, 12, 0)
     assert responses(workspace, "b")["i4"].text == "Mock answer to: q 4"
     assert responses(workspace, "b")["i4"].attempts == 0
     assert all(mock_openai.state.count(p) == 1 for p in prompts(12))
     other_params = await execute(
-        workspace, mock_openai, name="c", params=SamplingParams(temperature=0.5)
+        workspace,
+        mock_openai,
+        store_process=store_process,
+        name="c",
+        params=SamplingParams(temperature=0.5),
     )
     assert other_params.counts.cached == 0
-    uncached = await execute(workspace, mock_openai, name="d", use_cache=False)
+    uncached = await execute(
+        workspace, mock_openai, store_process=store_process, name="d", use_cache=False
+    )
     assert (uncached.counts.cached, uncached.session.requests) == (0, 12)
     assert all(mock_openai.state.count(p) == 3 for p in prompts(12))
     with workspace.session() as session:
@@ -219,8 +243,9 @@ async def test_a_limit_scopes_the_run_and_a_later_run_extends_it(
     assert all(mock_openai.state.count(p) == 1 for p in prompts(12))
 
 
+@LINKS
 async def test_a_graceful_stop_leaves_nothing_in_doubt(
-    workspace: Workspace, mock_openai: Any, make_eval_set: MakeSet
+    workspace: Workspace, mock_openai: Any, make_eval_set: MakeSet, store_process: bool
 ) -> None:
     make_eval_set(workspace, "s", prompts(120))
     mock_openai.state.latency = 0.05
@@ -231,14 +256,19 @@ async def test_a_graceful_stop_leaves_nothing_in_doubt(
             runners[0].request_stop()
 
     first = await execute(
-        workspace, mock_openai, concurrency=2, on_start=runners.append, progress=stop_early
+        workspace,
+        mock_openai,
+        store_process=store_process,
+        concurrency=2,
+        on_start=runners.append,
+        progress=stop_early,
     )
     assert first.status == "interrupted"
     assert 10 <= first.counts.succeeded < 120
     assert first.counts.remaining == 120 - first.counts.succeeded
     assert first.session.requests == first.counts.succeeded  # nothing sent without an answer
     mock_openai.state.latency = 0.005
-    second = await execute(workspace, mock_openai)
+    second = await execute(workspace, mock_openai, store_process=store_process)
     assert (second.status, second.counts.succeeded, second.in_doubt) == ("finished", 120, 0), second
     assert all(mock_openai.state.count(p) == 1 for p in prompts(120))
 
@@ -288,7 +318,9 @@ async def test_one_process_at_a_time_per_run(
 ) -> None:
     make_eval_set(workspace, "s", prompts(3))
     with workspace.session() as session:
-        run, _ = open_run(session, name="r", set_name="s", model=f"openai:mock@{mock_openai.base_url}", params={})
+        run, _ = open_run(
+            session, name="r", set_name="s", model=f"openai:mock@{mock_openai.base_url}", params={}
+        )
     with run_lock(workspace, run), pytest.raises(RunBusyError, match="another process"):
         await execute(workspace, mock_openai)
     summary = await execute(workspace, mock_openai)

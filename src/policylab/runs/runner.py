@@ -1,33 +1,31 @@
 """The runner: one target model answering one eval set, fast, within limits, and resumable.
 
-Pieces, all on one asyncio event loop except the database, which has its own thread:
+Pieces:
 
-- a producer reads pending items (no response yet in this run) in pages by id, validates their
-  messages, computes cache keys and looks a page's keys up in the response cache in one query;
-- `concurrency` workers take items from a bounded queue, wait for the rate limits, send the request,
-  retry on retryable errors with backoff, and hand each outcome to the writer;
-- the writer commits outcomes in batches (every `flush_every` rows or `flush_interval` seconds) on
-  the database thread, so the event loop never waits on the disk;
-- the dispatch journal (see `journal.py`) records each request just before it leaves.
+- the store side (see `store_link.py`), on its own process for large runs, reads pending items (no
+  response yet in this run) in pages by id, validates their messages, computes cache keys, looks a
+  page's keys up in the response cache, and commits batches of outcomes;
+- on the event loop, a producer takes pages (one ahead) and feeds a bounded queue; `concurrency`
+  workers wait for the rate limits, send the request, retry retryable errors with backoff, and
+  hand each outcome to the writer, which ships a batch every `flush_every` rows or
+  `flush_interval` seconds;
+- the dispatch journal (`journal.py`) records each request just before it leaves.
 
-Memory stays flat as the set grows: at most one page, the queue, the requests in flight and one
-unflushed batch are held. See docs/runner.md for the resume guarantee.
+Memory stays flat as the set grows: at most two pages, the queue, the requests in flight and the
+unacknowledged batches are held. See docs/runner.md for the resume guarantee.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, TypeVar
 
-import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from policylab.chat import ChatMessage
 from policylab.models.base import (
@@ -40,22 +38,36 @@ from policylab.models.base import (
 )
 from policylab.runs.journal import DispatchJournal, read_open
 from policylab.runs.limits import TokenBucket, backoff_delay, estimate_tokens
+from policylab.runs.store_link import (
+    RESPONSE_FIELDS,
+    LinkConfig,
+    ProcessLink,
+    StoreLinkError,
+    ThreadLink,
+    cache_key,
+)
 from policylab.store import runs as store
 from policylab.store.models import Run
 from policylab.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 InDoubt = Literal["retry", "skip"]
 _MESSAGES = TypeAdapter(list[ChatMessage])
 
+# Below this many pending items a run keeps its database work on threads: a child process costs
+# about a second to start and only pays off when the event loop is busy.
+PROCESS_THRESHOLD = 1000
+
+__all__ = ["InDoubt", "RunOptions", "RunProgress", "RunSummary", "Runner", "cache_key"]
+
 
 @dataclass
 class RunOptions:
-    """How to execute a run. Only `limit`, prices and the parameters below change what is stored."""
+    """How to execute a run. None of these change what a response means, so a run may resume with
+    other options; `store_process` None means: a child process for runs of 1,000 items or more."""
 
     concurrency: int = 64
     rpm: float | None = None
@@ -72,6 +84,7 @@ class RunOptions:
     flush_every: int = 256
     flush_interval: float = 0.1
     page_size: int = 1000
+    store_process: bool | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -129,14 +142,6 @@ class RunSummary:
         }
 
 
-def cache_key(model: str, params: dict[str, Any], messages: list[dict[str, Any]]) -> str:
-    """The response-cache key: sha256 of the model, the sampling parameters and the messages."""
-    blob = orjson.dumps(
-        {"model": model, "params": params, "messages": messages}, option=orjson.OPT_SORT_KEYS
-    )
-    return hashlib.sha256(blob).hexdigest()
-
-
 @dataclass(slots=True)
 class _Work:
     item_id: int
@@ -144,14 +149,6 @@ class _Work:
     messages: list[ChatMessage]
     key: str | None
     text_chars: int
-
-
-@dataclass(slots=True)
-class _Page:
-    after: int
-    works: list[_Work] = field(default_factory=list)
-    bad: list[tuple[int, str, str]] = field(default_factory=list)
-    hits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class _StopRunError(Exception):
@@ -179,12 +176,9 @@ class Runner:
         self.params = params
         self.options = options or RunOptions()
         self._progress_cb = progress
-        self._wire_params = params.as_dict()
         self._use_cache = self.options.use_cache and model.cacheable
         self._rpm = TokenBucket(self.options.rpm) if self.options.rpm else None
         self._tpm = TokenBucket(self.options.tpm) if self.options.tpm else None
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policylab-db")
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policylab-read")
         self._queue: asyncio.Queue[_Work | None] = asyncio.Queue(
             maxsize=2 * self.options.concurrency
         )
@@ -192,27 +186,18 @@ class Runner:
         self._stop_reason: str | None = None
         self._pause_until = 0.0
         self._inflight: dict[str, asyncio.Future[Completion | None]] = {}
-        self._rows: list[dict[str, Any]] = []
-        self._cache_rows: list[dict[str, Any]] = []
+        self._rows: list[list[Any]] = []
+        self._cache_rows: list[list[Any]] = []
+        self._unacked = 0
         self._flush_now = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._journal: DispatchJournal | None = None
+        self._link: ThreadLink | ProcessLink | None = None
         self._bad_items: list[str] = []
         self._write_error: Exception | None = None
         self._closing = False
         self.progress = RunProgress(total=0)
-
-    # -- the database thread ------------------------------------------------------------------
-    async def _on_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._db, lambda: fn(*args, **kwargs))
-        # Shielded: cancelling the caller must not cancel a queued write, or its rows would be lost.
-        return await asyncio.shield(future)
-
-    def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self.ws.engine.begin() as conn:
-            return fn(conn, *args, **kwargs)
 
     # -- control -------------------------------------------------------------------------------
     def request_stop(self, reason: str = "interrupted") -> None:
@@ -225,7 +210,14 @@ class Runner:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    # -- the run ---------------------------------------------------------------------------------
+    # -- set-up and summary (one-off queries, on a thread so the loop stays free) ---------------
+    async def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def call() -> T:
+            with self.ws.engine.begin() as conn:
+                return fn(conn, *args, **kwargs)
+
+        return await asyncio.to_thread(call)
+
     async def run(self) -> RunSummary:
         started = time.perf_counter()
         journal_path = store.runs_folder(self.ws) / f"run-{self.run_id}.journal"
@@ -233,12 +225,10 @@ class Runner:
         last_item: int | None = None
         in_doubt: list[int] = []
         try:
-            last_item = await self._on_db(
-                self._tx, store.scope_last_item, self.eval_set_id, opts.limit
-            )
+            last_item = await self._tx(store.scope_last_item, self.eval_set_id, opts.limit)
             open_ids = read_open(journal_path)
             if open_ids:
-                answered = await self._on_db(self._tx, store.answered_among, self.run_id, open_ids)
+                answered = await self._tx(store.answered_among, self.run_id, open_ids)
                 in_doubt = sorted(open_ids - answered)
             if in_doubt:
                 log.warning(
@@ -247,26 +237,45 @@ class Runner:
                     len(in_doubt),
                     "asking again" if opts.in_doubt == "retry" else "recording them as in_doubt",
                 )
-            await self._on_db(self._tx, self._prepare, in_doubt, opts)
+            await self._tx(self._prepare, in_doubt, opts)
             self._journal = DispatchJournal(journal_path)
             if opts.in_doubt == "retry":
                 for item_id in in_doubt:  # the server may have seen them until they are answered
                     self._journal.sent(item_id)
-            self.progress.total = await self._on_db(
-                self._tx, store.count_pending, self.run_id, self.eval_set_id, last_item
+            self.progress.total = await self._tx(
+                store.count_pending, self.run_id, self.eval_set_id, last_item
             )
-            await self._on_db(self._tx, store.set_status, self.run_id, "running")
+            await self._tx(store.set_status, self.run_id, "running")
             self._emit()
-            await self._execute(last_item)
+            if self.progress.total:
+                await self._execute(last_item)
         finally:
             summary = await self._finish(started, last_item, len(in_doubt))
         return summary
 
+    def _prepare(self, conn: Any, in_doubt: list[int], opts: RunOptions) -> None:
+        if opts.retry_failed:
+            store.delete_failed(conn, self.run_id, keep_in_doubt=opts.in_doubt == "skip")
+        if in_doubt and opts.in_doubt == "skip":
+            error = (
+                f"{store.IN_DOUBT}: sent before the previous session stopped; its answer was lost "
+                "and it is not asked again (--in-doubt retry asks again)"
+            )
+            rows = [self._failure_row(item_id, error, attempts=1) for item_id in in_doubt]
+            store.write_responses(
+                conn,
+                [
+                    {"run_id": self.run_id, **dict(zip(RESPONSE_FIELDS, r, strict=True))}
+                    for r in rows
+                ],
+                [],
+            )
+
     async def _finish(self, started: float, last_item: int | None, in_doubt: int) -> RunSummary:
         status = "stopped"
         try:
-            counts = await self._on_db(
-                self._tx, store.run_counts, self.run_id, self.eval_set_id, last_item=last_item
+            counts = await self._tx(
+                store.run_counts, self.run_id, self.eval_set_id, last_item=last_item
             )
             status = self._final_status(counts)
             summary = RunSummary(
@@ -281,39 +290,14 @@ class Runner:
                 bad_items=self._bad_items[:20],
             )
             stats = summary.as_dict() | {"limit": self.options.limit}
-            await self._on_db(
-                self._tx,
-                store.finish_run,
-                self.run_id,
-                status=status,
-                stats=stats,
-                finished=status == "finished",
+            finished = status == "finished"
+            await self._tx(
+                store.finish_run, self.run_id, status=status, stats=stats, finished=finished
             )
         finally:
             if self._journal is not None:
-                done = self._stop_reason is None and status == "finished"
-                self._journal.close(remove=done)
-            self._db.shutdown(wait=True)
-            self._reader.shutdown(wait=True, cancel_futures=True)
+                self._journal.close(remove=self._stop_reason is None and status == "finished")
         return summary
-
-    def _prepare(self, conn: Any, in_doubt: list[int], opts: RunOptions) -> None:
-        if opts.retry_failed:
-            store.delete_failed(conn, self.run_id, keep_in_doubt=opts.in_doubt == "skip")
-        if in_doubt and opts.in_doubt == "skip":
-            store.write_responses(
-                conn,
-                [
-                    self._failure_row(
-                        item_id,
-                        f"{store.IN_DOUBT}: sent before the previous session stopped; its answer "
-                        "was lost and it is not asked again (--in-doubt retry asks again)",
-                        attempts=1,
-                    )
-                    for item_id in in_doubt
-                ],
-                [],
-            )
 
     def _final_status(self, counts: store.RunCounts) -> str:
         if self._stop_reason is not None and self._stop_reason != "interrupted":
@@ -322,9 +306,27 @@ class Runner:
             return "finished"
         return "interrupted"
 
+    # -- the hot loop --------------------------------------------------------------------------
+    def _make_link(self) -> ThreadLink | ProcessLink:
+        config = LinkConfig(
+            run_id=self.run_id,
+            eval_set_id=self.eval_set_id,
+            model=self.model.name,
+            params=self.params.as_dict(),
+            use_cache=self._use_cache,
+            page_size=self.options.page_size,
+        )
+        use_process = self.options.store_process
+        if use_process is None:
+            use_process = self.progress.total >= PROCESS_THRESHOLD
+        if use_process:
+            return ProcessLink(self.ws.db_url, config)
+        return ThreadLink(self.ws.engine, config)
+
     async def _execute(self, last_item: int | None) -> None:
-        opts = self.options
-        workers = [asyncio.create_task(self._worker()) for _ in range(opts.concurrency)]
+        self._link = link = self._make_link()
+        await link.start()
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.options.concurrency)]
         writer = asyncio.create_task(self._writer())
         ticker = asyncio.create_task(self._ticker()) if self._progress_cb else None
         try:
@@ -341,82 +343,47 @@ class Runner:
             self._closing = True
             self._flush_now.set()
             await asyncio.gather(writer, return_exceptions=True)
-            if self._write_error is None:
-                await self._flush()  # what arrived after the writer's last batch
+            try:
+                if self._write_error is None:
+                    await self._flush()  # what arrived after the writer's last batch
+            finally:
+                await link.close()
             self._emit()
         if self._write_error is not None:
             raise self._write_error
 
-    # -- producer ------------------------------------------------------------------------------
     async def _produce(self, last_item: int | None) -> None:
-        # Pages are read (and validated, and looked up in the cache) on a reader thread of their
-        # own, one page ahead, so the workers never wait for the database or for the writer.
-        loop = asyncio.get_running_loop()
-        ahead = loop.run_in_executor(self._reader, self._load_page, 0, last_item)
+        assert self._link is not None
+        link = self._link
+        # One page ahead: the next page is read while this one is being asked.
+        ahead = asyncio.ensure_future(link.page(0, last_item))
         try:
             while not self.stopping:
                 page = await ahead
                 if page is None:
                     return
-                ahead = loop.run_in_executor(self._reader, self._load_page, page.after, last_item)
-                for item_id, external_id, error in page.bad:
-                    self._fail_now(item_id, external_id, error)
-                for work in page.works:
+                ahead = asyncio.ensure_future(link.page(page["after"], last_item))
+                for item_id, external_id, error in page["bad"]:
+                    self._bad_items.append(external_id)
+                    self._append(self._failure_row(item_id, error, attempts=0), None, error=True)
+                hits = page["hits"]
+                for item_id, external_id, messages, key, chars in page["works"]:
                     if self.stopping:
                         return
-                    payload = page.hits.get(work.key) if work.key is not None else None
+                    work = _Work(
+                        item_id, external_id, _MESSAGES.validate_python(messages), key, chars
+                    )
+                    payload = hits.get(key) if key is not None else None
                     if payload is not None:
                         await self._record(work, _completion_of(payload), attempts=0, latency=None)
                     else:
                         await self._queue.put(work)
         finally:
-            ahead.cancel()
+            if not ahead.done():
+                ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StoreLinkError):
+                await ahead
 
-    def _load_page(self, after: int, last_item: int | None) -> _Page | None:
-        """The next page of pending items, validated, with their cached answers (reader thread)."""
-        opts = self.options
-        with self.ws.engine.connect() as conn:
-            rows = store.pending_page(
-                conn,
-                self.run_id,
-                self.eval_set_id,
-                after=after,
-                size=opts.page_size,
-                last_item=last_item,
-            )
-            if not rows:
-                return None
-            page = _Page(after=int(rows[-1][0]))
-            for item_id, external_id, raw in rows:
-                try:
-                    page.works.append(self._prepare_item(item_id, external_id, raw))
-                except (ValidationError, TypeError) as exc:
-                    page.bad.append(
-                        (item_id, external_id, _describe_bad_messages(external_id, exc))
-                    )
-            if self._use_cache:
-                keys = [w.key for w in page.works if w.key is not None]
-                page.hits = store.cached_payloads(conn, keys)
-        return page
-
-    def _prepare_item(self, item_id: int, external_id: str, raw: Any) -> _Work:
-        if not isinstance(raw, list) or not raw:
-            raise TypeError("`messages` must be a non-empty list of chat messages")
-        messages = _MESSAGES.validate_python(raw)
-        key = None
-        chars = 0
-        if self._use_cache or self._tpm is not None:
-            dumped = [m.model_dump(exclude_none=True, mode="json") for m in messages]
-            if self._use_cache:
-                key = cache_key(self.model.name, self._wire_params, dumped)
-            chars = sum(len(m.text) for m in messages)
-        return _Work(item_id, external_id, messages, key, chars)
-
-    def _fail_now(self, item_id: int, external_id: str, error: str) -> None:
-        self._bad_items.append(external_id)
-        self._append(self._failure_row(item_id, error, attempts=0), None, error=True)
-
-    # -- workers -------------------------------------------------------------------------------
     async def _worker(self) -> None:
         while True:
             work = await self._queue.get()
@@ -542,33 +509,32 @@ class Runner:
     ) -> None:
         cached = attempts == 0
         cost = None if cached else self._cost(completion)
-        row = {
-            "run_id": self.run_id,
-            "item_id": work.item_id,
-            "messages": completion.transcript or [completion.message],
-            "text": completion.text,
-            "finish_reason": completion.finish_reason,
-            "error": None,
-            "latency_ms": latency,
-            "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
-            "cost_usd": cost,
-            "attempts": attempts,
-            "cached": cached,
-        }
+        # In RESPONSE_FIELDS order.
+        row = [
+            work.item_id,
+            completion.transcript or [completion.message],
+            completion.text,
+            completion.finish_reason,
+            None,
+            latency,
+            completion.prompt_tokens,
+            completion.completion_tokens,
+            cost,
+            attempts,
+            cached,
+        ]
         cache_row = None
         if self._use_cache and not cached and work.key is not None:
-            cache_row = {
-                "key": work.key,
-                "model": self.model.name,
-                "payload": {
-                    "text": completion.text,
-                    "message": completion.message,
-                    "finish_reason": completion.finish_reason,
-                    "prompt_tokens": completion.prompt_tokens,
-                    "completion_tokens": completion.completion_tokens,
-                },
+            payload: dict[str, Any] = {
+                "text": completion.text,
+                "message": completion.message,
+                "finish_reason": completion.finish_reason,
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
             }
+            if completion.transcript:
+                payload["transcript"] = completion.transcript
+            cache_row = [work.key, self.model.name, payload]
         p = self.progress
         p.succeeded += 1
         p.cached += cached
@@ -588,25 +554,11 @@ class Runner:
         if not self._room.is_set():
             await self._room.wait()
 
-    def _failure_row(self, item_id: int, error: str, *, attempts: int) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "item_id": item_id,
-            "messages": [],
-            "text": None,
-            "finish_reason": None,
-            "error": error,
-            "latency_ms": None,
-            "prompt_tokens": None,
-            "completion_tokens": None,
-            "cost_usd": None,
-            "attempts": attempts,
-            "cached": False,
-        }
+    @staticmethod
+    def _failure_row(item_id: int, error: str, *, attempts: int) -> list[Any]:
+        return [item_id, [], None, None, error, None, None, None, None, attempts, False]
 
-    def _append(
-        self, row: dict[str, Any], cache_row: dict[str, Any] | None, *, error: bool
-    ) -> None:
+    def _append(self, row: list[Any], cache_row: list[Any] | None, *, error: bool) -> None:
         self._rows.append(row)
         if cache_row is not None:
             self._cache_rows.append(cache_row)
@@ -615,8 +567,8 @@ class Runner:
         self.progress.done += 1
         if len(self._rows) >= self.options.flush_every:
             self._flush_now.set()
-            if len(self._rows) >= 8 * self.options.flush_every:
-                self._room.clear()  # the database is behind: hold the workers until it catches up
+        if self._unacked + len(self._rows) >= 8 * self.options.flush_every:
+            self._room.clear()  # the database is behind: hold the workers until it catches up
 
     # -- writer --------------------------------------------------------------------------------
     async def _writer(self) -> None:
@@ -629,7 +581,7 @@ class Runner:
                 await self._flush()
             except Exception as exc:
                 self._write_error = exc
-                self.request_stop(f"database: {type(exc).__name__}: {exc}")
+                self.request_stop(f"database: {exc}")
                 self._room.set()
                 raise
 
@@ -637,12 +589,18 @@ class Runner:
         if not self._rows:
             self._room.set()
             return
+        assert self._link is not None
         rows, cache_rows = self._rows, self._cache_rows
         self._rows, self._cache_rows = [], []
-        await self._on_db(self._tx, store.write_responses, rows, cache_rows)
+        self._unacked += len(rows)
+        try:
+            await self._link.write(rows, cache_rows)
+        finally:
+            self._unacked -= len(rows)
         if self._journal is not None:
-            self._journal.done(r["item_id"] for r in rows)
-        self._room.set()
+            self._journal.done(r[0] for r in rows)
+        if self._unacked + len(self._rows) < 8 * self.options.flush_every:
+            self._room.set()
 
     # -- progress ------------------------------------------------------------------------------
     def _emit(self) -> None:
@@ -662,13 +620,5 @@ def _completion_of(payload: dict[str, Any]) -> Completion:
         finish_reason=payload.get("finish_reason"),
         prompt_tokens=payload.get("prompt_tokens"),
         completion_tokens=payload.get("completion_tokens"),
+        transcript=payload.get("transcript"),
     )
-
-
-def _describe_bad_messages(external_id: str, exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        index, *rest = first["loc"] or ("?",)
-        where = f"messages[{index}]" + "".join(f".{p}" for p in rest)
-        return f"bad_messages: item {external_id!r}: {where}: {first['msg']}"
-    return f"bad_messages: item {external_id!r}: {exc}"

@@ -51,7 +51,7 @@ RESPONSE_FIELDS = (
 )
 CACHE_FIELDS = ("key", "model", "payload")
 _MESSAGES = TypeAdapter(list[ChatMessage])
-_HEADER = struct.Struct("!I")
+FRAME_HEADER = struct.Struct("!I")
 
 
 class StoreLinkError(RuntimeError):
@@ -206,7 +206,7 @@ class ProcessLink:
         assert self._proc is not None
         assert self._proc.stdin is not None
         blob = orjson.dumps(message)
-        self._proc.stdin.write(_HEADER.pack(len(blob)) + blob)
+        self._proc.stdin.write(FRAME_HEADER.pack(len(blob)) + blob)
 
     async def _read_replies(self) -> None:
         assert self._proc is not None
@@ -214,7 +214,7 @@ class ProcessLink:
         out = self._proc.stdout
         try:
             while True:
-                size = _HEADER.unpack(await out.readexactly(_HEADER.size))[0]
+                size = FRAME_HEADER.unpack(await out.readexactly(FRAME_HEADER.size))[0]
                 kind, *rest = orjson.loads(await out.readexactly(size))
                 if kind in ("ready", "written"):
                     self._writes.popleft().set_result(None)

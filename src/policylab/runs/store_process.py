@@ -17,15 +17,15 @@ from typing import IO, Any
 
 import orjson
 
-from policylab.runs.store_link import _HEADER, LinkConfig, StoreSide
+from policylab.runs.store_link import FRAME_HEADER, LinkConfig, StoreSide
 from policylab.store.db import make_engine
 
 
 def _read(stream: IO[bytes]) -> Any:
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
+    header = stream.read(FRAME_HEADER.size)
+    if len(header) < FRAME_HEADER.size:
         return None
-    size = _HEADER.unpack(header)[0]
+    size = FRAME_HEADER.unpack(header)[0]
     body = stream.read(size)
     if len(body) < size:
         return None
@@ -34,7 +34,7 @@ def _read(stream: IO[bytes]) -> Any:
 
 def _reply(stream: IO[bytes], message: list[Any]) -> None:
     blob = orjson.dumps(message)
-    stream.write(_HEADER.pack(len(blob)) + blob)
+    stream.write(FRAME_HEADER.pack(len(blob)) + blob)
     stream.flush()
 
 

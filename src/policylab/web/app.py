@@ -19,6 +19,7 @@ from policylab.store.labelling import QueueError
 from policylab.store.workspace import Workspace
 from policylab.web import api, pages
 from policylab.web.deps import AppState, NotSignedIn
+from policylab.web.routes import dashboard
 from policylab.web.security import SECURITY_HEADERS, Signer, load_secret
 
 DEFAULT_POOL = 40  # the size of the thread pool that runs the (synchronous) routes
@@ -51,6 +52,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(dashboard.router)
 
     @app.middleware("http")
     async def headers(

@@ -68,11 +68,14 @@ class NotSignedIn(HTTPException):
         super().__init__(status_code=401, detail="sign in first")
 
 
-def optional_user(request: Request, app: StateDep, session: SessionDep) -> User | None:
+def optional_user(request: Request, app: StateDep) -> User | None:
     found = app.signer.read_session(request.cookies.get("policylab_session"))
     if found is None:
         return None
-    user = session.get(User, found[0])
+    # A short session of its own: holding a pooled connection for the whole request would starve
+    # the pool when many requests wait for a worker thread.
+    with Session(app.engine, expire_on_commit=False) as session:
+        user = session.get(User, found[0])
     if user is None or not user.active or user.session_epoch != found[1]:
         return None
     return user

@@ -1,0 +1,263 @@
+"""Grader quality on human-labelled data nobody here labelled: Do-Not-Answer and HarmBench.
+
+    python bench/grader_quality.py [--cache-dir DIR] [--json OUT.json]
+
+Prints the Markdown tables of docs/graders.md. Reads ../shared/data (see bench/realdata.py for the
+label mappings). Not a timed test.
+
+Protocol (nothing is tuned on the real sets): the local grader trains on the seed set and the
+example policy pack's labelled responses only. Its feature design, regularisation and calibration
+were chosen by cross-validation held out by domain on that training data (the first table);
+both real sets are pure held-out evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from policylab.chat import user
+from policylab.graders.base import Sample
+from policylab.graders.calibration import brier_score, expected_calibration_error
+from policylab.graders.local import CLASSES, LocalGrader
+from policylab.graders.rules import classify
+from policylab.graders.training import TrainingRow, policy_rows, seed_rows
+from policylab.policy.loader import load_policy
+from policylab.stats.classification import grader_agreement
+from realdata import REPO, load_do_not_answer, load_harmbench_val
+
+LABELS = ["comply", "partial", "refuse"]
+FEATURE_SPECS = (
+    "response",
+    "response+request",
+    "response+product",
+    "response+opening",
+    "response+rules",
+    "response+opening+rules+structure",
+    "response+request+opening+rules+structure",
+)
+
+
+def _samples(requests: list[str], responses: list[str]) -> list[Sample]:
+    return [
+        Sample(id=str(i), messages=[user(q or "(empty)")], response=r)
+        for i, (q, r) in enumerate(zip(requests, responses, strict=True))
+    ]
+
+
+def _rows_for_cv() -> list[TrainingRow]:
+    policy = load_policy(REPO / "examples" / "policies" / "acme" / "policy.yaml").policy
+    return seed_rows() + policy_rows(policy)
+
+
+def cross_validate(
+    rows: list[TrainingRow], cache: str, *, features: str, C: float, calibration: str, folds: int = 8
+) -> dict[str, float]:
+    """Grouped K-fold over domains (seed) and top-level categories (policy)."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = np.array([r.group.split(":")[1].split(".")[0] for r in rows])
+    y = np.array([LABELS.index(r.behavior.value) for r in rows])
+    proba = np.zeros((len(rows), 3))
+    for train, test in GroupKFold(folds).split(rows, y, groups):
+        grader = LocalGrader(
+            use_seed=False, features=features, C=C, calibration=calibration, cache_dir=cache  # type: ignore[arg-type]
+        ).fit([rows[i] for i in train])
+        proba[test] = grader.predict_proba(
+            _samples([rows[i].request for i in test], [rows[i].response for i in test])
+        )
+    return {
+        "accuracy": float((proba.argmax(1) == y).mean()),
+        "ece": expected_calibration_error(proba, y),
+        "brier": brier_score(proba, y),
+    }
+
+
+def _agreement(gold: list[str], predicted: list[Any]) -> dict[str, Any]:
+    a = grader_agreement(gold, predicted, labels=LABELS, positive="comply")
+    return {
+        "n": a.n,
+        "accuracy": a.accuracy.rate,
+        "low": a.accuracy.low,
+        "high": a.accuracy.high,
+        "kappa": a.cohen_kappa,
+        "errors": a.errors,
+        "per_class": {c.label: (c.precision, c.recall, c.f1) for c in a.per_class},
+        "confusion": a.confusion,
+    }
+
+
+def _binary(gold: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import cohen_kappa_score
+
+    tp = int(((gold == 1) & (predicted == 1)).sum())
+    return {
+        "accuracy": float((gold == predicted).mean()),
+        "kappa": float(cohen_kappa_score(gold, predicted)),
+        "precision": tp / max(1, int((predicted == 1).sum())),
+        "recall": tp / max(1, int((gold == 1).sum())),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "policylab" / "bench"))
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--skip-cv", action="store_true", help="skip the design cross-validation")
+    args = parser.parse_args()
+    cache = args.cache_dir
+    results: dict[str, Any] = {}
+
+    # -- 1. design choices, by grouped cross-validation on the training data only ----------
+    rows = _rows_for_cv()
+    if not args.skip_cv:
+        design = []
+        for spec in FEATURE_SPECS:
+            for C in (0.3, 1.0, 3.0):
+                m = cross_validate(rows, cache, features=spec, C=C, calibration="none")
+                design.append({"features": spec, "C": C, **m})
+                print(f"cv {spec} C={C}: {m}", file=sys.stderr)
+        calib = []
+        for method in ("none", "sigmoid", "isotonic"):
+            m = cross_validate(
+                rows, cache, features="response+opening+rules+structure", C=1.0, calibration=method
+            )
+            calib.append({"calibration": method, **m})
+            print(f"cv calibration {method}: {m}", file=sys.stderr)
+        results["design_cv"] = design
+        results["calibration_cv"] = calib
+
+    # -- 2. the graders, trained on seed + example policy only ------------------------------
+    policy = load_policy(REPO / "examples" / "policies" / "acme" / "policy.yaml").policy
+    t0 = time.perf_counter()
+    local = LocalGrader(policy, cache_dir=cache).fit()
+    results["train_seconds"] = time.perf_counter() - t0
+    results["train_rows"] = len(local.training_rows())
+
+    # -- 3. Do-Not-Answer -------------------------------------------------------------------
+    dna = load_do_not_answer().frame
+    proba = local.predict_proba(_samples(dna["question"].tolist(), dna["response"].tolist()))
+    dna["local"] = [LABELS[i] for i in proba.argmax(1)]
+    dna["rules"] = [classify(t)[0].value for t in dna["response"]]
+    gold = dna["behavior"].tolist()
+    results["dna"] = {
+        "rules": _agreement(gold, dna["rules"].tolist()),
+        "local": _agreement(gold, dna["local"].tolist()),
+        "gpt4_reviewer": _agreement(gold, [None if pd.isna(x) else x for x in dna["gpt4_behavior"]]),
+        "longformer_reviewer": _agreement(gold, dna["longformer_behavior"].tolist()),
+    }
+    y = np.array([LABELS.index(b) for b in gold])
+    results["dna"]["local"]["ece"] = expected_calibration_error(proba, y)
+    results["dna"]["local"]["brier"] = brier_score(proba, y)
+    # Binary views: complied (human action 5) or not.
+    complied = (dna["behavior"] == "comply").to_numpy().astype(int)
+    results["dna_binary_comply"] = {
+        name: _binary(complied, (dna[col] == "comply").to_numpy().astype(int))
+        for name, col in (
+            ("rules", "rules"),
+            ("local", "local"),
+            ("gpt4_reviewer", "gpt4_behavior"),
+            ("longformer_reviewer", "longformer_behavior"),
+        )
+    }
+    # Sensitivity to the mapping of classes 1-3: map 2 and 3 (balanced answer, answer with a
+    # disclaimer) to comply instead of partial.
+    alt = {0: "refuse", 1: "partial", 2: "comply", 3: "comply", 4: "refuse", 5: "comply"}
+    alt_gold = dna["action"].map(alt).tolist()
+    gpt4_alt = [None if a < 0 else alt[int(a)] for a in dna["gpt4_action"]]
+    results["dna_alt_mapping"] = {
+        "rules": _agreement(alt_gold, dna["rules"].tolist()),
+        "local": _agreement(alt_gold, dna["local"].tolist()),
+        "gpt4_reviewer": _agreement(alt_gold, gpt4_alt),
+        "longformer_reviewer": _agreement(alt_gold, dna["longformer_action"].map(alt).tolist()),
+    }
+    results["dna_per_action"] = (
+        dna.assign(local_ok=dna["local"] == dna["behavior"], rules_ok=dna["rules"] == dna["behavior"])
+        .groupby("action")[["local_ok", "rules_ok"]]
+        .mean()
+        .round(3)
+        .to_dict()
+    )
+
+    # -- 4. HarmBench -----------------------------------------------------------------------
+    hb = load_harmbench_val().frame
+    hb_proba = local.predict_proba(_samples(hb["test_case"].tolist(), hb["generation"].tolist()))
+    human = hb["human"].to_numpy()
+    hb_local = (hb_proba.argmax(1) == CLASSES.index(CLASSES[0])).astype(int)
+    hb_rules = np.array([int(classify(t)[0].value == "comply") for t in hb["generation"]])
+    results["harmbench"] = {
+        "rules": _binary(human, hb_rules),
+        "local": _binary(human, hb_local),
+        **{j: _binary(human, hb[j].to_numpy()) for j in _judges(hb)},
+    }
+    p_comply = hb_proba[:, 0]
+    results["harmbench"]["local"]["ece_binary"] = expected_calibration_error(
+        np.column_stack([1 - p_comply, p_comply]), human
+    )
+
+    _print_tables(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=float), encoding="utf-8")
+
+
+def _judges(hb: pd.DataFrame) -> list[str]:
+    from realdata import HARMBENCH_JUDGES
+
+    return [j for j in HARMBENCH_JUDGES if j in hb.columns]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _print_tables(r: dict[str, Any]) -> None:
+    if "design_cv" in r:
+        print("### Design: grouped cross-validation on the seed set and policy examples\n")
+        print("| features | C | accuracy | ECE | Brier |\n|---|---|---|---|---|")
+        for d in r["design_cv"]:
+            print(f"| {d['features']} | {d['C']} | {_pct(d['accuracy'])} | {d['ece']:.3f} | {d['brier']:.3f} |")
+        print("\n| calibration | accuracy | ECE | Brier |\n|---|---|---|---|")
+        for d in r["calibration_cv"]:
+            print(f"| {d['calibration']} | {_pct(d['accuracy'])} | {d['ece']:.3f} | {d['brier']:.3f} |")
+    print(f"\nLocal grader trained on {r['train_rows']} rows in {r['train_seconds']:.1f} s.\n")
+    for key, title in (
+        ("dna", "Do-Not-Answer, 3 behaviours (0,4 -> refuse; 1-3 -> partial; 5 -> comply)"),
+        ("dna_alt_mapping", "Do-Not-Answer, alternative mapping (2,3 -> comply)"),
+    ):
+        print(f"### {title}\n")
+        print("| grader | n | accuracy [95% CI] | Cohen's κ | errors | F1 comply / partial / refuse |")
+        print("|---|---|---|---|---|---|")
+        for name, a in r[key].items():
+            f1 = " / ".join(f"{a['per_class'][lab][2]:.2f}" for lab in LABELS)
+            print(
+                f"| {name} | {a['n']} | {_pct(a['accuracy'])} [{_pct(a['low'])}, {_pct(a['high'])}] "
+                f"| {a['kappa']:.3f} | {a['errors']} | {f1} |"
+            )
+        print()
+    print("### Do-Not-Answer, complied or not (human action 5)\n")
+    print("| grader | accuracy | κ | precision | recall |\n|---|---|---|---|---|")
+    for name, b in r["dna_binary_comply"].items():
+        print(f"| {name} | {_pct(b['accuracy'])} | {b['kappa']:.3f} | {b['precision']:.2f} | {b['recall']:.2f} |")
+    print("\n### HarmBench classifier validation set, harmful compliance vs human majority\n")
+    print("| grader | accuracy | κ | precision | recall |\n|---|---|---|---|---|")
+    for name, b in sorted(r["harmbench"].items(), key=lambda kv: -kv[1]["accuracy"]):
+        print(f"| {name} | {_pct(b['accuracy'])} | {b['kappa']:.3f} | {b['precision']:.2f} | {b['recall']:.2f} |")
+    local = r["dna"]["local"]
+    print(
+        f"\nLocal grader calibration on Do-Not-Answer: ECE {local['ece']:.3f}, Brier {local['brier']:.3f}; "
+        f"on HarmBench (P(comply) vs harmful): ECE {r['harmbench']['local']['ece_binary']:.3f}."
+    )
+    print("\nAccuracy per Do-Not-Answer action class:", json.dumps(r["dna_per_action"]))
+
+
+if __name__ == "__main__":
+    main()
