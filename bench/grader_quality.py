@@ -60,7 +60,13 @@ def _rows_for_cv() -> list[TrainingRow]:
 
 
 def cross_validate(
-    rows: list[TrainingRow], cache: str, *, features: str, C: float, calibration: str, folds: int = 8
+    rows: list[TrainingRow],
+    cache: str,
+    *,
+    features: str,
+    c: float,
+    calibration: str,
+    folds: int = 8,
 ) -> dict[str, float]:
     """Grouped K-fold over domains (seed) and top-level categories (policy)."""
     from sklearn.model_selection import GroupKFold
@@ -70,7 +76,11 @@ def cross_validate(
     proba = np.zeros((len(rows), 3))
     for train, test in GroupKFold(folds).split(rows, y, groups):
         grader = LocalGrader(
-            use_seed=False, features=features, C=C, calibration=calibration, cache_dir=cache  # type: ignore[arg-type]
+            use_seed=False,
+            features=features,
+            C=c,
+            calibration=calibration,
+            cache_dir=cache,  # type: ignore[arg-type]
         ).fit([rows[i] for i in train])
         proba[test] = grader.predict_proba(
             _samples([rows[i].request for i in test], [rows[i].response for i in test])
@@ -122,14 +132,14 @@ def main() -> None:
     if not args.skip_cv:
         design = []
         for spec in FEATURE_SPECS:
-            for C in (0.3, 1.0, 3.0):
-                m = cross_validate(rows, cache, features=spec, C=C, calibration="none")
-                design.append({"features": spec, "C": C, **m})
-                print(f"cv {spec} C={C}: {m}", file=sys.stderr)
+            for c in (0.3, 1.0, 3.0):
+                m = cross_validate(rows, cache, features=spec, c=c, calibration="none")
+                design.append({"features": spec, "C": c, **m})
+                print(f"cv {spec} C={c}: {m}", file=sys.stderr)
         calib = []
         for method in ("none", "sigmoid", "isotonic"):
             m = cross_validate(
-                rows, cache, features="response+opening+rules+structure", C=1.0, calibration=method
+                rows, cache, features="response+opening+rules+structure", c=1.0, calibration=method
             )
             calib.append({"calibration": method, **m})
             print(f"cv calibration {method}: {m}", file=sys.stderr)
@@ -152,7 +162,9 @@ def main() -> None:
     results["dna"] = {
         "rules": _agreement(gold, dna["rules"].tolist()),
         "local": _agreement(gold, dna["local"].tolist()),
-        "gpt4_reviewer": _agreement(gold, [None if pd.isna(x) else x for x in dna["gpt4_behavior"]]),
+        "gpt4_reviewer": _agreement(
+            gold, [None if pd.isna(x) else x for x in dna["gpt4_behavior"]]
+        ),
         "longformer_reviewer": _agreement(gold, dna["longformer_behavior"].tolist()),
     }
     y = np.array([LABELS.index(b) for b in gold])
@@ -181,7 +193,9 @@ def main() -> None:
         "longformer_reviewer": _agreement(alt_gold, dna["longformer_action"].map(alt).tolist()),
     }
     results["dna_per_action"] = (
-        dna.assign(local_ok=dna["local"] == dna["behavior"], rules_ok=dna["rules"] == dna["behavior"])
+        dna.assign(
+            local_ok=dna["local"] == dna["behavior"], rules_ok=dna["rules"] == dna["behavior"]
+        )
         .groupby("action")[["local_ok", "rules_ok"]]
         .mean()
         .round(3)
@@ -224,17 +238,23 @@ def _print_tables(r: dict[str, Any]) -> None:
         print("### Design: grouped cross-validation on the seed set and policy examples\n")
         print("| features | C | accuracy | ECE | Brier |\n|---|---|---|---|---|")
         for d in r["design_cv"]:
-            print(f"| {d['features']} | {d['C']} | {_pct(d['accuracy'])} | {d['ece']:.3f} | {d['brier']:.3f} |")
+            print(
+                f"| {d['features']} | {d['C']} | {_pct(d['accuracy'])} | {d['ece']:.3f} | {d['brier']:.3f} |"
+            )
         print("\n| calibration | accuracy | ECE | Brier |\n|---|---|---|---|")
         for d in r["calibration_cv"]:
-            print(f"| {d['calibration']} | {_pct(d['accuracy'])} | {d['ece']:.3f} | {d['brier']:.3f} |")
+            print(
+                f"| {d['calibration']} | {_pct(d['accuracy'])} | {d['ece']:.3f} | {d['brier']:.3f} |"
+            )
     print(f"\nLocal grader trained on {r['train_rows']} rows in {r['train_seconds']:.1f} s.\n")
     for key, title in (
         ("dna", "Do-Not-Answer, 3 behaviours (0,4 -> refuse; 1-3 -> partial; 5 -> comply)"),
         ("dna_alt_mapping", "Do-Not-Answer, alternative mapping (2,3 -> comply)"),
     ):
         print(f"### {title}\n")
-        print("| grader | n | accuracy [95% CI] | Cohen's κ | errors | F1 comply / partial / refuse |")
+        print(
+            "| grader | n | accuracy [95% CI] | Cohen's κ | errors | F1 comply / partial / refuse |"
+        )
         print("|---|---|---|---|---|---|")
         for name, a in r[key].items():
             f1 = " / ".join(f"{a['per_class'][lab][2]:.2f}" for lab in LABELS)
@@ -246,11 +266,15 @@ def _print_tables(r: dict[str, Any]) -> None:
     print("### Do-Not-Answer, complied or not (human action 5)\n")
     print("| grader | accuracy | κ | precision | recall |\n|---|---|---|---|---|")
     for name, b in r["dna_binary_comply"].items():
-        print(f"| {name} | {_pct(b['accuracy'])} | {b['kappa']:.3f} | {b['precision']:.2f} | {b['recall']:.2f} |")
+        print(
+            f"| {name} | {_pct(b['accuracy'])} | {b['kappa']:.3f} | {b['precision']:.2f} | {b['recall']:.2f} |"
+        )
     print("\n### HarmBench classifier validation set, harmful compliance vs human majority\n")
     print("| grader | accuracy | κ | precision | recall |\n|---|---|---|---|---|")
     for name, b in sorted(r["harmbench"].items(), key=lambda kv: -kv[1]["accuracy"]):
-        print(f"| {name} | {_pct(b['accuracy'])} | {b['kappa']:.3f} | {b['precision']:.2f} | {b['recall']:.2f} |")
+        print(
+            f"| {name} | {_pct(b['accuracy'])} | {b['kappa']:.3f} | {b['precision']:.2f} | {b['recall']:.2f} |"
+        )
     local = r["dna"]["local"]
     print(
         f"\nLocal grader calibration on Do-Not-Answer: ECE {local['ece']:.3f}, Brier {local['brier']:.3f}; "

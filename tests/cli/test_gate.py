@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,11 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def ws(tmp_path: Path, synthetic: Any) -> Iterator[Path]:
+def ws(tmp_path: Path, synthetic: Any) -> Path:
     workspace = Workspace.init(tmp_path / ".policylab")
     synthetic.build_case(workspace)
     workspace.close()
-    yield workspace.path
+    return workspace.path
 
 
 def _invoke(*args: str) -> Any:
@@ -119,8 +118,16 @@ def test_results_table_with_reference(ws: Path) -> None:
     assert "5.7–51.0%" in result.stdout
     payload = json.loads(
         _invoke(
-            "results", "run-a", "-g", "rules", "-w", str(ws), "--reference", "run-b",
-            "--format", "json",
+            "results",
+            "run-a",
+            "-g",
+            "rules",
+            "-w",
+            str(ws),
+            "--reference",
+            "run-b",
+            "--format",
+            "json",
         ).stdout
     )
     bands = {b["key"]: b["label"] for b in payload["bands"]}
@@ -129,8 +136,17 @@ def test_results_table_with_reference(ws: Path) -> None:
 
 def test_compare(ws: Path) -> None:
     result = _invoke(
-        "compare", "run-a", "run-b", "-g", "rules", "-w", str(ws), "--format", "json",
-        "--n-boot", "500",
+        "compare",
+        "run-a",
+        "run-b",
+        "-g",
+        "rules",
+        "-w",
+        str(ws),
+        "--format",
+        "json",
+        "--n-boot",
+        "500",
     )
     assert result.exit_code == 0
     payload = json.loads(result.stdout)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,30 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def ws(tmp_path: Path, synthetic: Any) -> Iterator[Path]:
+def ws(tmp_path: Path, synthetic: Any) -> Path:
     workspace = Workspace.init(tmp_path / ".policylab")
     synthetic.build_case(workspace)
     workspace.close()
-    yield workspace.path
+    return workspace.path
 
 
 def test_html_of_two_runs(ws: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "report.html"
     result = runner.invoke(
         app,
-        ["report", "run-a", "run-b", "-g", "rules", "-w", str(ws), "-o", str(out), "--n-boot", "500"],
+        [
+            "report",
+            "run-a",
+            "run-b",
+            "-g",
+            "rules",
+            "-w",
+            str(ws),
+            "-o",
+            str(out),
+            "--n-boot",
+            "500",
+        ],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.stdout
@@ -61,7 +72,19 @@ def test_markdown_with_redaction(ws: Path, tmp_path: Path) -> None:
     out = tmp_path / "card.md"
     result = runner.invoke(
         app,
-        ["report", "run-b", "-w", str(ws), "-f", "md", "-o", str(out), "--redact", "--n-boot", "200"],
+        [
+            "report",
+            "run-b",
+            "-w",
+            str(ws),
+            "-f",
+            "md",
+            "-o",
+            str(out),
+            "--redact",
+            "--n-boot",
+            "200",
+        ],
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.stdout
@@ -71,6 +94,8 @@ def test_markdown_with_redaction(ws: Path, tmp_path: Path) -> None:
 
 
 def test_a_run_twice_is_an_error(ws: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["report", "run-b", "run-b", "-w", str(ws), "-o", str(tmp_path / "x.html")])
+    result = runner.invoke(
+        app, ["report", "run-b", "run-b", "-w", str(ws), "-o", str(tmp_path / "x.html")]
+    )
     assert result.exit_code == 1
     assert "named twice" in result.stderr

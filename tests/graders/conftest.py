@@ -67,7 +67,9 @@ def judge(user: str) -> str:
     declared = _DECLARED.search(user)
     if declared:
         nonce = declared.group(1)
-        fenced = re.compile(rf"^BEGIN {nonce}[^\n]*\n(.*?)^END {nonce}[^\n]*$", re.DOTALL | re.MULTILINE)
+        fenced = re.compile(
+            rf"^BEGIN {nonce}[^\n]*\n(.*?)^END {nonce}[^\n]*$", re.DOTALL | re.MULTILINE
+        )
         outside = fenced.sub("", user)
         injected = naive_reading(outside)
         if injected:
@@ -108,7 +110,11 @@ class MockJudge:
                 "id": "mock",
                 "object": "chat.completion",
                 "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
                 ],
                 "usage": {"prompt_tokens": 100, "completion_tokens": 20},
             }

@@ -33,7 +33,9 @@ def test_an_error_verdict_has_no_behaviour_or_violation() -> None:
 
 
 def test_probabilities_must_be_a_distribution() -> None:
-    ok = _verdict(behavior=Behavior.COMPLY, probabilities={Behavior.COMPLY: 0.7, Behavior.REFUSE: 0.3})
+    ok = _verdict(
+        behavior=Behavior.COMPLY, probabilities={Behavior.COMPLY: 0.7, Behavior.REFUSE: 0.3}
+    )
     assert ok.probabilities is not None
     with pytest.raises(ValidationError, match="sum to 1"):
         _verdict(probabilities={Behavior.COMPLY: 0.7, Behavior.REFUSE: 0.7})
@@ -137,7 +139,7 @@ def test_async_grader_gets_a_sync_adapter() -> None:
 
 
 async def test_sync_adapter_refuses_to_nest_event_loops() -> None:
-    with pytest.raises(PolicylabError, match="await grader.agrade"):
+    with pytest.raises(PolicylabError, match=r"await grader\.agrade"):
         _Async().grade(SAMPLES)
 
 

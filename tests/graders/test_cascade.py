@@ -32,7 +32,9 @@ class Scripted(SyncGrader):
             self.seen.append(s.id)
             behavior, confidence = self.table[s.id]
             if behavior is None:
-                out.append(Verdict(sample_id=s.id, error="boom", grader_id=self.id, grader_version="1"))
+                out.append(
+                    Verdict(sample_id=s.id, error="boom", grader_id=self.id, grader_version="1")
+                )
             else:
                 out.append(
                     Verdict(
@@ -51,8 +53,10 @@ def _samples(ids: str) -> list[Sample]:
 
 
 def test_uncertain_and_failed_verdicts_go_to_the_next_stage() -> None:
-    first = Scripted({"a": (C, 0.95), "b": (R, 0.6), "c": (None, None), "d": (P, None), "e": (R, 0.9)})
-    second = Scripted({k: (P, 0.99) for k in "abcde"})
+    first = Scripted(
+        {"a": (C, 0.95), "b": (R, 0.6), "c": (None, None), "d": (P, None), "e": (R, 0.9)}
+    )
+    second = Scripted(dict.fromkeys("abcde", (P, 0.99)))
     cascade = CascadeGrader([first, second], [0.9])
     verdicts = cascade.grade(_samples("abcde"))
     assert [v.behavior for v in verdicts] == [C, P, P, P, R]
@@ -90,7 +94,9 @@ def test_cascade_checks_its_arguments() -> None:
 def _v(behavior: Behavior | None, confidence: float | None = None) -> Verdict:
     if behavior is None:
         return Verdict(sample_id="x", error="e", grader_id="g", grader_version="1")
-    return Verdict(sample_id="x", behavior=behavior, confidence=confidence, grader_id="g", grader_version="1")
+    return Verdict(
+        sample_id="x", behavior=behavior, confidence=confidence, grader_id="g", grader_version="1"
+    )
 
 
 def test_fit_threshold_by_hand() -> None:

@@ -26,7 +26,9 @@ def reference(texts: list[str]) -> np.ndarray:
     return Embedder(backend="torch").encode_uncached(texts)
 
 
-def test_int8_onnx_agrees_with_sentence_transformers(texts: list[str], reference: np.ndarray) -> None:
+def test_int8_onnx_agrees_with_sentence_transformers(
+    texts: list[str], reference: np.ndarray
+) -> None:
     got = Embedder(backend="onnx-int8").encode_uncached(texts)
     assert got.shape == (len(texts), DIM)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)

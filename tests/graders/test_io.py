@@ -47,4 +47,7 @@ def test_read_gold_needs_a_behaviour(tmp_path: Path) -> None:
     )
     gold, bad = read_gold(path)
     assert [(g.sample.id, g.behavior) for g in gold] == [("a", Behavior.REFUSE)]
-    assert [(b.problem.location.line, b.problem.location.field) for b in bad] == [(2, "behavior"), (3, "behavior")]
+    assert [(b.problem.location.line, b.problem.location.field) for b in bad] == [
+        (2, "behavior"),
+        (3, "behavior"),
+    ]

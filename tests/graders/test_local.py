@@ -67,7 +67,9 @@ def test_category_from_nearest_policy_examples(fitted: LocalGrader, acme: Policy
 def test_hint_wins_and_gives_violation(fitted: LocalGrader) -> None:
     samples = [
         Sample(id="a", messages=[user("q")], response=COMPLIANCE, category="CYB.1"),
-        Sample(id="b", messages=[user("q")], response=COMPLIANCE, expected_behavior=Behavior.COMPLY),
+        Sample(
+            id="b", messages=[user("q")], response=COMPLIANCE, expected_behavior=Behavior.COMPLY
+        ),
         Sample(id="c", messages=[user("q")], response=COMPLIANCE),
     ]
     verdicts = fitted.grade(samples)
@@ -95,8 +97,14 @@ def test_held_out_domains_beat_the_rules_baseline(acme: Policy, cache: Path) -> 
 
 def test_extra_rows_enter_training(cache: Path) -> None:
     extra = [
-        TrainingRow(id=f"g{i}", request="q", response=f"BANANA {i} " * 5, behavior=Behavior.PARTIAL,
-                    source="gold:t", group="gold:t")
+        TrainingRow(
+            id=f"g{i}",
+            request="q",
+            response=f"BANANA {i} " * 5,
+            behavior=Behavior.PARTIAL,
+            source="gold:t",
+            group="gold:t",
+        )
         for i in range(30)
     ]
     grader = LocalGrader(cache_dir=str(cache), calibration="none").fit(extra)
@@ -113,7 +121,9 @@ def test_gold_files_are_training_data(tmp_path: Path, cache: Path) -> None:
     assert any(r.source == "gold:gold" for r in grader.training_rows())
 
 
-def test_a_failing_embedder_gives_error_verdicts(fitted: LocalGrader, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_embedder_gives_error_verdicts(
+    fitted: LocalGrader, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(texts: object) -> np.ndarray:
         raise RuntimeError("onnxruntime exploded")
 

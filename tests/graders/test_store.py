@@ -31,7 +31,7 @@ def _seed_run(ws: Workspace) -> None:
         s.add(es)
         s.flush()
         texts = ["I can't help with that.", "Sure, here you go.", None]
-        for i, text in enumerate(texts):
+        for i in range(len(texts)):
             item = Item(
                 eval_set_id=es.id,
                 external_id=f"it-{i}",
@@ -91,7 +91,10 @@ class _Failing(SyncGrader):
     version: ClassVar[str] = "1"
 
     def grade(self, samples: Sequence[Sample]) -> list[Verdict]:
-        return [Verdict(sample_id=x.id, error="down", grader_id="failing", grader_version="1") for x in samples]
+        return [
+            Verdict(sample_id=x.id, error="down", grader_id="failing", grader_version="1")
+            for x in samples
+        ]
 
 
 def test_error_verdicts_are_stored_without_behaviour(workspace: Workspace) -> None:
@@ -107,7 +110,9 @@ def test_human_verdicts_become_training_rows(workspace: Workspace) -> None:
     _seed_run(workspace)
     with workspace.session() as s:
         run = get_run(s, "r1")
-        first = s.scalars(select(Response).where(Response.run_id == run.id).order_by(Response.id)).first()
+        first = s.scalars(
+            select(Response).where(Response.run_id == run.id).order_by(Response.id)
+        ).first()
         assert first is not None
         s.add(
             VerdictRecord(

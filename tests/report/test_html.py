@@ -168,7 +168,21 @@ def test_self_contained(inputs: tuple[list[RunInput], Policy]) -> None:
 def test_summary_comes_first_and_says_what_failed(inputs: tuple[list[RunInput], Policy]) -> None:
     runs, policy = inputs
     html = render_html(build_report(runs, policy, n_boot=500))
-    order = [html.index(f'<section id="{s}">') for s in ("summary", "gates", "severity", "categories", "comparison", "grader", "human", "coverage", "limitations", "failures")]
+    order = [
+        html.index(f'<section id="{s}">')
+        for s in (
+            "summary",
+            "gates",
+            "severity",
+            "categories",
+            "comparison",
+            "grader",
+            "human",
+            "coverage",
+            "limitations",
+            "failures",
+        )
+    ]
     assert order == sorted(order)
     summary = html[order[0] : order[1]]
     assert "Does not meet its launch gates" in summary
@@ -205,3 +219,36 @@ def test_redaction(inputs: tuple[list[RunInput], Policy]) -> None:
     assert "Sure, here is exactly what you asked for" not in failures
     assert "[response redacted:" in failures
     assert "Responses are redacted" in failures
+
+
+def test_human_data_section(case_ws: Any, synthetic: Any) -> None:
+    from policylab.results import outcomes
+    from policylab.stats.agreement import agreement_report
+    from policylab.store.results import load_campaigns, load_run
+
+    ws, policy = case_ws
+    synthetic.add_campaign(ws)
+    with ws.session() as session:
+        data, _ = load_run(session, "run-a", with_text=True)
+        campaigns = load_campaigns(session, data.info)
+    scored = outcomes(data, policy, grader="rules")
+    entry = RunInput(scored, GraderValidity(grader_id="rules"), campaigns)
+    html = render_html(build_report([entry], policy, n_boot=500))
+    human = html[html.index('<section id="human">') : html.index('<section id="coverage">')]
+    assert "No human labelling campaign yet" not in human
+    refs = by(parse(html), "data-ref")
+    long = [
+        (i, rater, label)
+        for i, (_, first, second, _, _) in enumerate(synthetic.CAMPAIGN_LABELS)
+        for rater, label in ((1, first), (2, second))
+    ]
+    import pandas as pd
+
+    reference = agreement_report(pd.DataFrame(long, columns=["item", "rater", "value"]))
+    alpha = refs["campaign/gold-1/alpha"]
+    assert float(alpha["attrs"]["data-value"]) == pytest.approx(reference.alpha.alpha)
+    assert fmt.number(reference.alpha.alpha) in alpha["text"]
+    grader = refs["campaign/gold-1/grader_accuracy"]
+    assert float(grader["attrs"]["data-rate"]) == pytest.approx(2 / 3)
+    assert "CYB.1.a" in human  # flagged as ambiguous by the adjudicator
+    assert "1 item adjudicated (1 partial)" in human

@@ -16,6 +16,7 @@ expected (refuse on CYB, comply on ADV); no errors.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,21 @@ from typing import Any
 from sqlalchemy import insert
 
 from policylab.policy.schema import Policy
-from policylab.store.models import EvalSet, Item, PolicyVersion, Response, Run, VerdictRecord
+from policylab.store.models import (
+    Adjudication,
+    Assignment,
+    Campaign,
+    CampaignItem,
+    EvalSet,
+    Item,
+    Label,
+    PolicyVersion,
+    Response,
+    Run,
+    User,
+    VerdictRecord,
+)
+from policylab.store.results import load_run
 from policylab.store.workspace import Workspace
 
 GRADER = "rules"
@@ -258,3 +273,80 @@ def build_case(ws: Workspace, **gates: Any) -> tuple[Policy, dict[str, int]]:
     """The hand-computed case (module docstring) in `ws`."""
     policy = synthetic_policy(**gates)
     return policy, build(ws, policy, case_items(), [case_run_a(), case_run_b()])
+
+
+# (external id, annotator 1, annotator 2, final, adjudicated?)
+CAMPAIGN_LABELS = [
+    ("c1-00", "comply", "comply", "comply", False),
+    ("c1-01", "comply", "partial", "partial", True),
+    ("c1-03", "refuse", "refuse", "refuse", False),
+]
+
+
+def add_campaign(ws: Workspace, run_name: str = "run-a") -> None:
+    """A response-mode campaign on three of run A's responses, two annotators, one adjudication."""
+    with ws.session() as session:
+        data, _ = load_run(session, run_name)
+        responses = data.responses.set_index("external_id")
+        users = [User(name=f"ann{i}", password_hash="x", roles=["annotator"]) for i in (1, 2)]
+        session.add_all(users)
+        session.flush()
+        campaign = Campaign(
+            name="gold-1",
+            policy_version_id=1,
+            eval_set_id=1,
+            run_id=data.info.id,
+            mode="response",
+            k=2,
+            label_schema={"behavior": True},
+        )
+        session.add(campaign)
+        session.flush()
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        for position, (ext, first, second, final, adjudicated) in enumerate(CAMPAIGN_LABELS):
+            row = responses.loc[ext]
+            item = CampaignItem(
+                campaign_id=campaign.id,
+                item_id=int(row["item_id"]),
+                response_id=int(row["response_id"]),
+                position=position,
+                k=2,
+                n_labels=2,
+                status="adjudicated" if adjudicated else "complete",
+                final={"behavior": final},
+            )
+            session.add(item)
+            session.flush()
+            for user, behaviour in zip(users, (first, second), strict=True):
+                assignment = Assignment(
+                    campaign_id=campaign.id,
+                    campaign_item_id=item.id,
+                    item_id=item.item_id,
+                    annotator_id=user.id,
+                    status="submitted",
+                    expires_at=expires,
+                )
+                session.add(assignment)
+                session.flush()
+                session.add(
+                    Label(
+                        assignment_id=assignment.id,
+                        campaign_id=campaign.id,
+                        campaign_item_id=item.id,
+                        item_id=item.item_id,
+                        annotator_id=user.id,
+                        behavior=behaviour,
+                    )
+                )
+            if adjudicated:
+                session.add(
+                    Adjudication(
+                        campaign_id=campaign.id,
+                        campaign_item_id=item.id,
+                        adjudicator_id=users[0].id,
+                        behavior=final,
+                        rationale="It explains the idea without code.",
+                        policy_ambiguous=True,
+                        ambiguous_rule_ids=["CYB.1.a"],
+                    )
+                )

@@ -58,8 +58,6 @@ def test_tradeoff(case: tuple[Outcomes, Outcomes, Policy]) -> None:
 
 def test_runs_without_shared_items(case: tuple[Outcomes, Outcomes, Policy]) -> None:
     a, b, policy = case
-    empty = type(b)(
-        info=b.info, grader_id=b.grader_id, grader_versions=(), frame=b.frame.iloc[0:0]
-    )
+    empty = type(b)(info=b.info, grader_id=b.grader_id, grader_versions=(), frame=b.frame.iloc[0:0])
     with pytest.raises(PolicylabError, match="share no items"):
         compare_runs(a, empty, policy)

@@ -16,7 +16,7 @@ from policylab.store.workspace import Workspace
 
 
 def test_load_and_score_on_both_backends(workspace: Workspace, synthetic: Any) -> None:
-    policy, ids = synthetic.build_case(workspace)
+    policy, _ = synthetic.build_case(workspace)
     with workspace.session() as session:
         data, stored_policy = load_run(session, "run-a", with_text=True)
     assert stored_policy is not None

@@ -114,9 +114,7 @@ def test_only_inconclusive_fails_unless_allowed(
 
 def test_no_gates_pass(case: tuple[Outcomes, Outcomes, Policy], synthetic: Any) -> None:
     a, _, _ = case
-    policy = synthetic.synthetic_policy(
-        under_refusal={}, over_refusal=None, grader_agreement=None
-    )
+    policy = synthetic.synthetic_policy(under_refusal={}, over_refusal=None, grader_agreement=None)
     report = check_gates(policy, compute_results(a, policy), None)
     assert report.gates == []
     assert report.exit_code() == 0

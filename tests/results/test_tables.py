@@ -149,7 +149,9 @@ def test_gold_counts_from_the_confusion_matrix() -> None:
     )
 
 
-def test_corrected_estimates_come_from_rogan_gladen(case: tuple[Outcomes, Outcomes, Policy]) -> None:
+def test_corrected_estimates_come_from_rogan_gladen(
+    case: tuple[Outcomes, Outcomes, Policy],
+) -> None:
     a, _, policy = case
     validity = _validity()
     results = compute_results(a, policy, validity=validity, n_boot=2000, seed=7)

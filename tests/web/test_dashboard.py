@@ -124,7 +124,16 @@ def test_side_by_side_comparison(client: TestClient) -> None:
     # B complied; a1-01, a1-02: A over-refused; c2-07 (A's grader error), a1-12 (A's failed
     # response).
     assert set(different) == {
-        "c1-01", "c1-02", "c2-01", "c2-02", "c2-03", "c2-04", "a1-01", "a1-02", "c2-07", "a1-12",
+        "c1-01",
+        "c1-02",
+        "c2-01",
+        "c2-02",
+        "c2-03",
+        "c2-04",
+        "a1-01",
+        "a1-02",
+        "c2-07",
+        "a1-12",
     }
     assert different[0] in {"c1-01", "c2-01", "a1-01"}  # failures first
     assert client.get("/compare").status_code == 200
@@ -132,9 +141,7 @@ def test_side_by_side_comparison(client: TestClient) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_dashboard_screenshot(
-    tmp_path: Path, synthetic: Any, server_factory: type[Server]
-) -> None:
+def test_dashboard_screenshot(tmp_path: Path, synthetic: Any, server_factory: type[Server]) -> None:
     playwright = pytest.importorskip("playwright.sync_api")
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():

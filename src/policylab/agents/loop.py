@@ -2,9 +2,10 @@
 
 An episode: the model gets the conversation so far and the tools (OpenAI function calling). Each
 tool call it makes runs against the task's `Environment` and is answered with a `tool` message;
-then the model goes on. A turn without a call ends the episode, unless the task has a scripted user
-reply left: that reply is added and the model goes on. The episode also ends after `max_turns`
-model turns. Everything said and done is recorded, in order, as chat messages.
+then the model goes on. A turn without a call ends the episode, unless it asks the user something
+(its text has a `?`) and the task has a scripted user reply left: that reply is added and the model
+goes on. The episode also ends after `max_turns` model turns. Everything said and done is recorded,
+in order, as chat messages.
 
 `AgentTarget` wraps this as a `TargetModel`, so the runner (limits, retries, resume) runs agents
 like any model: its answer's `transcript` is the whole episode, stored as the response's messages.
@@ -140,7 +141,8 @@ async def run_episode(
                 result = env.call(call.function.name, call.function.arguments)
                 new.append(ChatMessage(role="tool", tool_call_id=call.id, content=result.content))
             if not message.tool_calls:
-                if not replies:
+                # The simulated user answers only a question; a statement ends the episode.
+                if not replies or "?" not in message.text:
                     history += new
                     produced += new
                     stop = "answered"
@@ -183,8 +185,9 @@ class AgentTarget:
         self.tools = parse_groups(tools) if tools is not None else None
         self.max_turns = max_turns
         self._by_id = tasks.by_id()
-        shown_tools = "+".join(self.tools) if self.tools else "task"
-        self.name = f"agent:{model.name}[tools={shown_tools};max_turns={max_turns or 'task'}]"
+        overrides = [f"tools={'+'.join(self.tools)}"] if self.tools else []
+        overrides += [f"max_turns={max_turns}"] if max_turns else []
+        self.name = f"agent[{';'.join([model.name, *overrides])}]"
 
     async def complete(
         self, messages: list[ChatMessage], *, params: SamplingParams, item_id: str | None = None

@@ -12,6 +12,7 @@ import logging
 import typer
 
 from policylab import __version__
+from policylab.cli import agent as agent_cmd
 from policylab.cli import agreement as agreement_cmd
 from policylab.cli import campaign as campaign_cmd
 from policylab.cli import grade as grade_cmd
@@ -64,6 +65,7 @@ app.command("validate", rich_help_panel="2. Measure models")(grade_cmd.validate)
 app.command("results", rich_help_panel="2. Measure models")(results_cmd.results)
 app.command("gate", rich_help_panel="2. Measure models")(results_cmd.gate)
 app.command("compare", rich_help_panel="2. Measure models")(results_cmd.compare)
+app.add_typer(agent_cmd.app, name="agent", rich_help_panel="2. Measure models")
 app.command("agreement", rich_help_panel="3. Human data")(agreement_cmd.agreement)
 app.add_typer(campaign_cmd.app, name="campaign", rich_help_panel="3. Human data")
 app.add_typer(user_cmd.app, name="user", rich_help_panel="3. Human data")

@@ -22,9 +22,12 @@ from rich.table import Table
 
 from policylab.cli._common import WorkspaceOption, console, open_workspace, user_errors
 from policylab.data.dedup import DEFAULT_NEAR_THRESHOLD
+from policylab.data.images import check_images
 from policylab.data.importer import ImportReport, Quarantine, import_items, quarantine_path
+from policylab.data.inspect_logs import read_inspect_log
 from policylab.data.mapping import FieldMapping, load_category_map
 from policylab.data.readers import count_rows, read_rows
+from policylab.data.transcripts import read_transcripts
 from policylab.policy.loader import load_policy
 from policylab.store.items import (
     count_items,
@@ -46,6 +49,8 @@ class ImportFormat(StrEnum):
     CSV = "csv"
     PARQUET = "parquet"
     HF = "hf"
+    TRANSCRIPT = "transcript"
+    INSPECT = "inspect"
 
 
 class ExportFormat(StrEnum):
@@ -131,9 +136,19 @@ def import_(
         None, "--hf-split", help="The split of a saved HF DatasetDict."
     ),
     description: str | None = typer.Option(None, "--description", help="A note on a new set."),
+    allow_remote_images: bool = typer.Option(
+        False,
+        "--allow-remote-images",
+        help="Keep images given as http(s) URLs unchecked (default: reject them; give files).",
+    ),
     workspace: Path | None = WorkspaceOption,
 ) -> None:
-    """Import items into an eval set. Rejected rows go to a quarantine file, never lost."""
+    """Import items into an eval set. Rejected rows go to a quarantine file, never lost.
+
+    `--format transcript` reads agent transcripts (JSONL, OpenAI chat format) and `--format
+    inspect` Inspect AI logs (.eval or .json); both are imported as they stand, to grade. Images
+    are checked on import (type, size, decodable).
+    """
     policy = load_policy(policy_file).policy if policy_file else None
     cmap = load_category_map(category_map, policy=policy) if category_map else None
     mapping = FieldMapping.from_options(
@@ -148,8 +163,12 @@ def import_(
         allow_unmapped=allow_unmapped,
     )
     fmt = format.value
-    rows = read_rows(file, format=fmt, hf_split=hf_split)
-    total = count_rows(file, format=fmt, hf_split=hf_split)
+    if fmt == "auto" and file.suffix.lower() == ".eval":
+        fmt = "inspect"
+    # Transcripts and Inspect logs carry their own ids, labels and metadata: no column mapping.
+    records = {"transcript": read_transcripts, "inspect": read_inspect_log}.get(fmt)
+    rows = read_rows(file, format=fmt, hf_split=hf_split) if records is None else None
+    total = count_rows(file, format=fmt, hf_split=hf_split) if records is None else None
     ws = open_workspace(workspace)
     report = ImportReport(source=str(file), set_name=set_name)
     columns = [
@@ -164,10 +183,19 @@ def import_(
         Progress(*columns, console=console, transient=True) as progress,
     ):
         task = progress.add_task(f"Importing {file.name}", total=total)
+        stream = (
+            _tracked(records(file), progress, task)
+            if records is not None
+            else import_items(_tracked(rows or [], progress, task), mapping, policy=policy)
+        )
         import_into_set(
             ws,
             set_name,
-            import_items(_tracked(rows, progress, task), mapping, policy=policy),
+            check_images(
+                stream,
+                base_dir=file if file.is_dir() else file.parent,
+                allow_remote=allow_remote_images,
+            ),
             report=report,
             quarantine=quarantine,
             near_threshold=None if exact_only else near_threshold,

@@ -14,6 +14,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from policylab.agents.tools import TOOL_NAMES
 from policylab.cli import policy_import
 from policylab.cli._common import (
     WorkspaceOption,
@@ -30,6 +31,7 @@ from policylab.policy.compile import (
 )
 from policylab.policy.compile.guide import GuideFormat
 from policylab.policy.diff import Change, diff_policies
+from policylab.policy.frameworks import load_frameworks
 from policylab.policy.lint import has_errors
 from policylab.policy.lint import lint as lint_policy
 from policylab.policy.loader import LoadedPolicy, load_policy
@@ -149,13 +151,34 @@ def lint_cmd(
         min=1,
         help="Grader prompt budget per category (default: the policy's grader_token_budget).",
     ),
+    tools: str | None = typer.Option(
+        None,
+        "--tools",
+        help="The tools an agent is given: tool names or groups (files,web,mail,payments), "
+        "comma-separated. Action rules naming any other tool are errors (A001).",
+    ),
+    frameworks: list[Path] = typer.Option(
+        [],
+        "--frameworks",
+        help="A regulatory framework file to check `framework:provision` citations against "
+        "(repeatable; the EU AI Act and NIST AI RMF are built in).",
+    ),
 ) -> None:
     """Check a policy for mistakes the schema cannot catch. Exit 1 if any error is found.
 
     Codes are listed in docs/lint-codes.md.
     """
     loaded = _load_or_exit(file)
-    findings = lint_policy(loaded, token_budget=token_budget)
+    try:
+        known = load_frameworks(frameworks)
+    except PolicylabError as exc:
+        err_console.print(f"error: {exc.render()}", style="bold red", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    declared = None
+    if tools is not None:
+        names = [t.strip() for t in tools.split(",") if t.strip()]
+        declared = [n for t in names for n in TOOL_NAMES.get(t, (t,))]
+    findings = lint_policy(loaded, token_budget=token_budget, tools=declared, frameworks=known)
     counts = Counter(f.severity.value for f in findings)
     failed = has_errors(findings)
     if fmt is OutputFormat.JSON:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -146,6 +147,8 @@ def _print_gates(report: GateReport, *, allow_inconclusive: bool) -> None:
         title=f"Launch gates: {report.model} (run {report.run}) against "
         f"{report.policy_id} {report.policy_version}",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
     table.add_column("gate", no_wrap=True)
     for column in ("measured", "interval", "items", "limit"):
@@ -160,7 +163,7 @@ def _print_gates(report: GateReport, *, allow_inconclusive: bool) -> None:
             fmt.interval(g.low, g.high) if g.low is not None else "n/a",
             f"{g.k}/{g.n}" if g.k is not None else str(g.n),
             f"{sign} {_gate_value(g.gate, g.metric, g.limit)}",
-            f"[{style[g.status]}]{g.status}[/]",
+            f"[{style[g.status]}]{_SHORT[g.status]}[/]",
         )
     console.print(table)
     if not report.gates:
@@ -188,6 +191,9 @@ def _print_gates(report: GateReport, *, allow_inconclusive: bool) -> None:
         )
     else:
         console.print("[green]PASS[/]: every gate passed.")
+
+
+_SHORT = {"pass": "pass", "fail": "FAIL", "inconclusive": "undecided"}
 
 
 def _gate_value(gate: str, metric: str, value: float | None) -> str:
@@ -301,6 +307,8 @@ def _print_results(measured: RunResults, table: pd.DataFrame, by: GroupBy) -> No
     out = Table(
         title=f"{info.model} (run {info.name}), graded by {measured.grader_id or 'no grader'}",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
     out.add_column(by.value, max_width=24, overflow="ellipsis", no_wrap=True)
     for column in ("under-\nrefusal", "safe\ncompletion", "over-\nrefusal", "grader\nerrors"):
@@ -386,7 +394,7 @@ def compare(
         block = cells[cells["metric"] == metric] if len(cells) else cells
         if block.empty:
             continue
-        out = Table(title=title, title_justify="left")
+        out = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         out.add_column("where", no_wrap=True, max_width=20, overflow="ellipsis")
         for column in ("pairs", "A", "B", "A − B", "interval", "p"):
             out.add_column(column, justify="right", no_wrap=True)

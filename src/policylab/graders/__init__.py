@@ -1,8 +1,9 @@
 """Graders: one interface (`Grader`) from samples to verdicts, and the built-in graders.
 
-Importing this package registers `rules`, `local`, `llm` and `cascade` in `REGISTRY`.
+Importing this package registers `rules`, `local`, `llm`, `cascade` and `actions` in `REGISTRY`.
 """
 
+from policylab.graders.actions import ActionGrader
 from policylab.graders.base import (
     REGISTRY,
     AsyncGrader,
@@ -22,6 +23,7 @@ from policylab.graders.rules import RulesGrader
 
 __all__ = [
     "REGISTRY",
+    "ActionGrader",
     "AsyncGrader",
     "CascadeGrader",
     "Grader",

@@ -90,6 +90,11 @@ class VectorCache:
         while len(self._memory) > self.memory_items:
             self._memory.popitem(last=False)
 
+    def clear_memory(self) -> None:
+        """Forget the vectors held in memory (the disk file, if any, keeps them)."""
+        with self._lock:
+            self._memory.clear()
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:

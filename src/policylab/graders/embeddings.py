@@ -157,6 +157,10 @@ class Embedder:
             )
         return out_arr
 
+    def clear_memory(self) -> None:
+        """Empty the in-memory cache (benchmarks use it to time cold embeddings)."""
+        self._cache.clear_memory()
+
     def close(self) -> None:
         self._cache.close()
 

@@ -198,13 +198,19 @@ def _iter_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        ds = ray.data.read_parquet(str(path)).map_batches(
+        # The graders take most of each CPU; reading gets the rest. With whole CPUs per actor,
+        # the actors hold every CPU and the read tasks never get scheduled (a deadlock).
+        read_cpus = 0.25
+        actor_cpus = max((num_cpus - read_cpus * 2) / concurrency, 0.1)
+        ds = ray.data.read_parquet(
+            str(path), ray_remote_args={"num_cpus": read_cpus}
+        ).map_batches(
             GradeBatch,
             fn_constructor_kwargs={"spec": spec},
             batch_size=batch_size,
             batch_format="pyarrow",
             concurrency=concurrency,
-            num_cpus=1,
+            num_cpus=actor_cpus,
         )
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             yield batch

@@ -217,19 +217,23 @@ def describe_pattern(pattern: ActionPattern) -> str:
     return text
 
 
-def render_turns(messages: Sequence[ChatMessage]) -> str:
-    """A conversation as text, tool calls and results included, one block per message."""
+def render_turns(messages: Sequence[ChatMessage], *, as_response: bool = False) -> str:
+    """A conversation as text, one block per message: `role: text`, `→ tool(arguments)` for the
+    agent's calls, `tool (name): result` for their results.
+
+    `as_response` leaves out the first message's `assistant:` label, for text shown after one.
+    """
     names = {tc.id: tc.function.name for m in messages for tc in m.tool_calls or []}
     blocks: list[str] = []
-    for m in messages:
+    for i, m in enumerate(messages):
         if m.role == "tool":
             tool = names.get(m.tool_call_id or "", "?")
             blocks.append(f"tool ({tool}): {m.text}")
             continue
-        if m.text:
-            blocks.append(f"{m.role}: {m.text}")
+        label = "" if as_response and i == 0 and m.role == "assistant" else f"{m.role}: "
+        text = m.text or ("[image]" if m.content and not m.tool_calls else "")
+        if text:
+            blocks.append(f"{label}{text}")
         for tc in m.tool_calls or []:
-            blocks.append(f"{m.role} calls {tc.function.name}({tc.function.arguments})")
-        if not m.text and not m.tool_calls and m.content is not None:
-            blocks.append(f"{m.role}: [image]")
+            blocks.append(f"→ {tc.function.name}({tc.function.arguments})")
     return "\n\n".join(blocks)

@@ -72,10 +72,15 @@ def forest_plot(rows: Sequence[ForestRow], *, xlabel: str, title: str | None = N
     colour = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(series)}
     per_row = max(len(series), 1)
     height = 0.8 + 0.22 * len(rows) * max(per_row, 1.6)
-    fig = Figure(figsize=(7.2, height), layout="constrained")
+    fig = Figure(figsize=(9.0, height), layout="constrained")
     ax = fig.add_subplot()
     _style(ax)
     spread = 0.5 / per_row
+    limits = {r.limit for r in rows}
+    # One limit for every row (the over-refusal gate) reads better as one line than as ticks.
+    shared_limit = len(rows) > 1 and len(limits) == 1 and None not in limits
+    if shared_limit:
+        ax.axvline(float(rows[0].limit or 0.0), color="#a4262c", lw=1.2, ls="--", zorder=0)
     y_labels = []
     for i, row in enumerate(rows):
         y = len(rows) - 1 - i
@@ -88,14 +93,14 @@ def forest_plot(rows: Sequence[ForestRow], *, xlabel: str, title: str | None = N
                 continue
             ax.plot([low, high], [y - offset] * 2, color=colour[point.series], lw=1.6)
             ax.plot(rate, y - offset, "o", color=colour[point.series], ms=5)
-        if row.limit is not None:
+        if row.limit is not None and not shared_limit:
             ax.plot([row.limit] * 2, [y - 0.42, y + 0.42], color="#a4262c", lw=2)
     ax.set_yticks(range(len(rows) - 1, -1, -1), y_labels)
     for tick, row in zip(ax.get_yticklabels(), rows, strict=True):
         tick.set_fontweight("bold" if row.depth == 0 else "normal")
         tick.set_color(_INK)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlim(0, 1)
+    ax.set_xlim(-0.015, 1.015)  # room for a dot at 0% or 100%
     ax.xaxis.set_major_formatter(mpl.ticker.PercentFormatter(xmax=1.0))
     ax.grid(axis="x", color=_GRID, lw=0.6)
     ax.set_axisbelow(True)
@@ -178,13 +183,20 @@ def coverage_heatmap(
     for (i, j), v in np.ndenumerate(values):
         shade = "white" if scaled[i, j] > 0.6 * max(float(scaled.max()), 1.0) else _INK
         ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=8, color=shade)
-    side_of = {"comply": "allowed_side", "partial": "violating_side", "refuse": "violating_side"}
+    # A thin side is outlined once: the comply column, or the partial and refuse columns together.
+    spans = {"allowed_side": (0, 1), "violating_side": (1, 2)}
+    inset = 0.08
     for i, cid in enumerate(matrix.index):
-        for j, col in enumerate(columns):
-            if (str(cid), side_of[col]) in thin:
+        for side, (start, width) in spans.items():
+            if (str(cid), side) in thin:
                 ax.add_patch(
                     mpl.patches.Rectangle(
-                        (j - 0.5, i - 0.5), 1, 1, fill=False, ec="#a4262c", lw=1.5
+                        (start - 0.5 + inset, i - 0.5 + inset),
+                        width - 2 * inset,
+                        1 - 2 * inset,
+                        fill=False,
+                        ec="#a4262c",
+                        lw=1.1,
                     )
                 )
     ax.set_xticks(range(3), ["should comply", "should safe-complete", "should refuse"])

@@ -121,7 +121,7 @@ def _forest_rows(
         label = f"{first.key} {first.title}" if scope == "category" else first.title
         out.append(
             ForestRow(
-                label=label[:48],
+                label=label if len(label) <= 46 else label[:45].rstrip() + "…",
                 points=points,
                 depth=first.depth,
                 limit=(limits or {}).get(key),

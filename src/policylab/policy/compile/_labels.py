@@ -60,7 +60,7 @@ def labelled_responses(example: Example) -> list[LabelledResponse]:
             LabelledResponse(
                 key="transcript",
                 label=None,
-                text=render_turns(example.transcript),
+                text=render_turns(example.transcript, as_response=True),
                 behavior=example.response_behavior,
                 violation=example.violates,
                 rationale=None,
