@@ -26,6 +26,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from policylab.chat import user
+from policylab.core import Behavior
 from policylab.graders.base import Sample
 from policylab.graders.calibration import brier_score, expected_calibration_error
 from policylab.graders.local import CLASSES, LocalGrader
@@ -218,9 +219,89 @@ def main() -> None:
         np.column_stack([1 - p_comply, p_comply]), human
     )
 
+    # -- 5. with the team's own gold labels (the workspace-gold path), held out by prompt ------
+    results["dna_with_gold"] = dna_learning_curve(dna, policy, cache)
+    results["dna_new_model"] = dna_leave_one_model_out(dna, policy, cache)
+    results["harmbench_with_gold"] = harmbench_with_gold(hb, policy, cache)
+
     _print_tables(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float), encoding="utf-8")
+
+
+def _gold_rows(
+    frame: pd.DataFrame, request: str, response: str, label: str, name: str
+) -> list[TrainingRow]:
+    return [
+        TrainingRow(
+            id=str(rid),
+            request=str(q),
+            response=str(r),
+            behavior=Behavior(b),
+            source=f"gold:{name}",
+            group=f"gold:{name}",
+        )
+        for rid, q, r, b in zip(
+            frame["id"], frame[request], frame[response], frame[label], strict=True
+        )
+    ]
+
+
+def dna_learning_curve(dna: pd.DataFrame, policy: Any, cache: str) -> list[dict[str, Any]]:
+    """Seed + policy + m gold labels from other prompts; accuracy on held-out prompts (5 folds)."""
+    from sklearn.model_selection import GroupKFold
+
+    prompt = dna["id"].str.split("/").str[0].to_numpy()
+    out = []
+    for m in (0, 100, 300, 1000, 3000, None):
+        correct = total = 0
+        for k, (train, test) in enumerate(GroupKFold(5).split(dna, groups=prompt)):
+            pool = dna.iloc[train]
+            if m is not None:
+                pool = pool.sample(n=min(m, len(pool)), random_state=k)
+            grader = LocalGrader(policy, cache_dir=cache).fit(
+                _gold_rows(pool, "question", "response", "behavior", "dna")
+            )
+            part = dna.iloc[test]
+            pred = grader.predict_proba(
+                _samples(part["question"].tolist(), part["response"].tolist())
+            )
+            correct += int((np.array(LABELS)[pred.argmax(1)] == part["behavior"].to_numpy()).sum())
+            total += len(part)
+        out.append({"gold": "all" if m is None else m, "accuracy": correct / total, "n": total})
+        print(f"dna with {m} gold: {correct / total:.3f}", file=sys.stderr)
+    return out
+
+
+def dna_leave_one_model_out(dna: pd.DataFrame, policy: Any, cache: str) -> dict[str, float]:
+    """Train on five models' labelled responses (+ seed, policy), grade the sixth model's."""
+    out = {}
+    for model in dna["model"].unique():
+        train, test = dna[dna["model"] != model], dna[dna["model"] == model]
+        grader = LocalGrader(policy, cache_dir=cache).fit(
+            _gold_rows(train, "question", "response", "behavior", "dna")
+        )
+        pred = grader.predict_proba(_samples(test["question"].tolist(), test["response"].tolist()))
+        out[model] = float((np.array(LABELS)[pred.argmax(1)] == test["behavior"].to_numpy()).mean())
+    return out
+
+
+def harmbench_with_gold(hb: pd.DataFrame, policy: Any, cache: str) -> dict[str, float]:
+    """Seed + policy + the other behaviours' labels (1 -> comply, 0 -> refuse), 5 folds by behaviour."""
+    from sklearn.model_selection import GroupKFold
+
+    frame = hb.assign(label=np.where(hb["human"] == 1, "comply", "refuse"))
+    predicted = np.zeros(len(frame), dtype=int)
+    for train, test in GroupKFold(5).split(frame, groups=frame["behavior_id"]):
+        grader = LocalGrader(policy, cache_dir=cache).fit(
+            _gold_rows(frame.iloc[train], "test_case", "generation", "label", "harmbench")
+        )
+        part = frame.iloc[test]
+        proba = grader.predict_proba(
+            _samples(part["test_case"].tolist(), part["generation"].tolist())
+        )
+        predicted[test] = (proba.argmax(1) == 0).astype(int)
+    return _binary(frame["human"].to_numpy(), predicted)
 
 
 def _judges(hb: pd.DataFrame) -> list[str]:
@@ -275,6 +356,20 @@ def _print_tables(r: dict[str, Any]) -> None:
         print(
             f"| {name} | {_pct(b['accuracy'])} | {b['kappa']:.3f} | {b['precision']:.2f} | {b['recall']:.2f} |"
         )
+    print("\n### With the team's own gold labels (held out by prompt)\n")
+    print("| gold labels added to seed + policy | Do-Not-Answer accuracy on held-out prompts |")
+    print("|---|---|")
+    for row in r["dna_with_gold"]:
+        print(f"| {row['gold']} | {_pct(row['accuracy'])} |")
+    print(
+        "\nA model never seen in training (trained on the other five models' labelled responses):"
+    )
+    print(", ".join(f"{k} {_pct(v)}" for k, v in r["dna_new_model"].items()))
+    b = r["harmbench_with_gold"]
+    print(
+        f"\nHarmBench with the other behaviours' labels (5 folds by behaviour): accuracy {_pct(b['accuracy'])}, "
+        f"κ {b['kappa']:.3f}, precision {b['precision']:.2f}, recall {b['recall']:.2f}."
+    )
     local = r["dna"]["local"]
     print(
         f"\nLocal grader calibration on Do-Not-Answer: ECE {local['ece']:.3f}, Brier {local['brier']:.3f}; "

@@ -107,7 +107,7 @@ def test_extra_rows_enter_training(cache: Path) -> None:
         )
         for i in range(30)
     ]
-    grader = LocalGrader(cache_dir=str(cache), calibration="none").fit(extra)
+    grader = LocalGrader(cache_dir=str(cache), calibration="sigmoid").fit(extra)
     [v] = grader.grade([Sample(id="x", messages=[user("q")], response="BANANA 99 " * 5)])
     assert v.behavior is Behavior.PARTIAL
 

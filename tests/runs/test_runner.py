@@ -12,7 +12,8 @@ from sqlalchemy import select
 from policylab.errors import PolicylabError
 from policylab.models.base import SamplingParams
 from policylab.models.openai_compat import OpenAICompatModel
-from policylab.runs import Runner, RunOptions, RunSummary, run_model
+from policylab.runs import Runner, RunOptions, RunSummary, run_model, store_link
+from policylab.runs.store_link import ProcessLink
 from policylab.store.models import Item, Response, ResponseCache, Run
 from policylab.store.runs import RunBusyError, open_run, run_lock, runs_folder
 from policylab.store.workspace import Workspace
@@ -346,3 +347,52 @@ async def test_tokens_and_cost_are_accounted(
     assert (c.prompt_tokens, c.completion_tokens) == (5, 6 + 5)
     assert c.cost_usd == pytest.approx((5 * 2.0 + 11 * 10.0) / 1e6)
     assert summary.session.cost_usd == pytest.approx(c.cost_usd)
+
+
+@LINKS
+async def test_a_store_failure_stops_the_run_and_the_next_session_finishes_it(
+    workspace: Workspace,
+    mock_openai: Any,
+    make_eval_set: MakeSet,
+    store_process: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_eval_set(workspace, "s", prompts(300))
+    mock_openai.state.latency = 0.02
+    runners: list[Runner] = []
+    broken: list[bool] = []
+
+    def break_the_store(progress: Any) -> None:
+        if progress.done < 40 or broken or not runners or runners[0]._link is None:
+            return
+        broken.append(True)
+        link = runners[0]._link
+        if isinstance(link, ProcessLink):
+            assert link._proc is not None
+            link._proc.kill()  # the store process dies
+        else:
+
+            def fail(*_args: Any) -> None:
+                raise OSError("disk full")
+
+            monkeypatch.setattr(store_link.store, "write_responses", fail)
+
+    first = await execute(
+        workspace,
+        mock_openai,
+        store_process=store_process,
+        concurrency=4,
+        flush_every=8,
+        on_start=runners.append,
+        progress=break_the_store,
+    )
+    assert first.status == "stopped"
+    assert first.stop_reason is not None
+    assert first.stop_reason.startswith("the answers could not be stored")
+    assert ("store process" if store_process else "disk full") in first.stop_reason
+    assert 0 < first.counts.succeeded < 300
+    monkeypatch.undo()
+    second = await execute(workspace, mock_openai, store_process=store_process)
+    assert (second.status, second.counts.succeeded, second.counts.failed) == ("finished", 300, 0)
+    assert second.in_doubt > 0  # the lost batch, known from the journal
+    assert sorted(responses(workspace, "r")) == sorted(f"i{n}" for n in range(300))

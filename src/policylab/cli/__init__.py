@@ -17,7 +17,9 @@ from policylab.cli import agreement as agreement_cmd
 from policylab.cli import campaign as campaign_cmd
 from policylab.cli import grade as grade_cmd
 from policylab.cli import items as items_cmd
+from policylab.cli import monitor as monitor_cmd
 from policylab.cli import policy as policy_cmd
+from policylab.cli import redteam as redteam_cmd
 from policylab.cli import report as report_cmd
 from policylab.cli import results as results_cmd
 from policylab.cli import run as run_cmd
@@ -70,6 +72,8 @@ app.command("agreement", rich_help_panel="3. Human data")(agreement_cmd.agreemen
 app.add_typer(campaign_cmd.app, name="campaign", rich_help_panel="3. Human data")
 app.add_typer(user_cmd.app, name="user", rich_help_panel="3. Human data")
 app.command("serve", rich_help_panel="3. Human data")(serve_cmd.serve)
+app.add_typer(monitor_cmd.app, name="monitor", rich_help_panel="4. Watch the real world")
+app.add_typer(redteam_cmd.app, name="redteam", rich_help_panel="4. Watch the real world")
 app.command("report", rich_help_panel="5. Report")(report_cmd.report)
 
 

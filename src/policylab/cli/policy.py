@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from policylab.agents.tools import TOOL_NAMES
-from policylab.cli import policy_import
+from policylab.cli import policy_impact, policy_import
 from policylab.cli._common import (
     WorkspaceOption,
     console,
@@ -39,6 +39,7 @@ from policylab.store.policies import add_policy_version, list_policy_versions
 
 app = typer.Typer(help="Write, check, compile and version policies.", no_args_is_help=True)
 app.command("import")(policy_import.import_policy)
+app.command("impact")(policy_impact.impact)
 
 
 @app.command("add")

@@ -127,8 +127,13 @@ async def _execute(
         await model.aclose()
 
 
-def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f} ms"
+def format_ms(value: float | None) -> str:
+    """A latency for people: `–`, `0.42 ms`, `12.3 ms` or `1,204 ms`."""
+    if value is None:
+        return "–"
+    if value < 1:
+        return f"{value:.2f} ms"
+    return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -154,7 +159,9 @@ def print_summary(summary: RunSummary) -> None:
     )
     cost = f"   cost ${c.cost_usd:,.4f}" if c.cost_usd else ""
     console.print(f"  tokens     {c.prompt_tokens:,} in, {c.completion_tokens:,} out{cost}")
-    console.print(f"  latency    p50 {_ms(c.latency_p50_ms)}, p95 {_ms(c.latency_p95_ms)}")
+    console.print(
+        f"  latency    p50 {format_ms(c.latency_p50_ms)}, p95 {format_ms(c.latency_p95_ms)}"
+    )
     if summary.in_doubt:
         console.print(
             f"  [yellow]resumed:[/] {summary.in_doubt:,} item(s) had been sent when the previous "
@@ -195,7 +202,7 @@ def run(
         ...,
         "--model",
         "-m",
-        help="openai:<model>[@<base_url>], replay:<file.jsonl>, local:smollm2, or echo.",
+        help="openai:<model>\\[@<base_url>], replay:<file.jsonl>, local:smollm2, or echo.",
     ),
     items: str = typer.Option(..., "--items", help="The eval set to answer."),
     name: str | None = typer.Option(
@@ -210,10 +217,16 @@ def run(
         6, "--max-attempts", min=1, help="Attempts per item on 429, 5xx and timeouts."
     ),
     timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Seconds per request."),
-    temperature: float | None = typer.Option(None, "--temperature", min=0.0),
-    top_p: float | None = typer.Option(None, "--top-p", min=0.0, max=1.0),
-    max_tokens: int | None = typer.Option(None, "--max-tokens", min=1),
-    seed: int | None = typer.Option(None, "--seed"),
+    temperature: float | None = typer.Option(
+        None, "--temperature", min=0.0, help="Sampling temperature (default: the model's)."
+    ),
+    top_p: float | None = typer.Option(None, "--top-p", min=0.0, max=1.0, help="Nucleus sampling."),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", min=1, help="Longest answer, in tokens (local models: 96)."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Sampling seed, where the model takes one."
+    ),
     stop: list[str] | None = typer.Option(None, "--stop", help="A stop sequence (repeatable)."),
     limit: int | None = typer.Option(
         None, "--limit", min=1, help="Answer only the first N items of the set."

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from policylab.cli._common import WorkspaceOption, console, open_workspace, user_errors
+from policylab.cli.run import format_ms
 from policylab.store.runs import (
     failed_examples,
     get_run,
@@ -74,8 +75,7 @@ def show(
         console.print("  failed     " + ", ".join(f"{k} ×{n:,}" for k, n in c.errors.items()))
     cost = f", cost ${c.cost_usd:,.4f}" if c.cost_usd else ""
     console.print(f"  tokens     {c.prompt_tokens:,} in, {c.completion_tokens:,} out{cost}")
-    p50 = "–" if c.latency_p50_ms is None else f"{c.latency_p50_ms:,.0f} ms"
-    p95 = "–" if c.latency_p95_ms is None else f"{c.latency_p95_ms:,.0f} ms"
+    p50, p95 = format_ms(c.latency_p50_ms), format_ms(c.latency_p95_ms)
     console.print(f"  latency    p50 {p50}, p95 {p95}")
     finished = f"{run.finished_at:%Y-%m-%d %H:%M}" if run.finished_at else "–"
     console.print(f"  created    {run.created_at:%Y-%m-%d %H:%M}, finished {finished}")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import typer
 
 from policylab.cli._common import WorkspaceOption, console, open_workspace, user_errors
+from policylab.errors import PolicylabError
+from policylab.store.workspace import ENV_VAR as WORKSPACE_ENV
 
 
 def _loopback(host: str) -> bool:
@@ -24,6 +27,19 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     workspace: Path | None = WorkspaceOption,
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Server processes. More than one needs PostgreSQL: SQLite takes one writer at a "
+        "time, and writers in other processes wait for it by sleeping.",
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Requests each process works on at once (its database pool matches). Default: 16.",
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level."),
 ) -> None:
     """Serve the web app: sign-in, labelling, adjudication, dashboards and the JSON API.
@@ -32,11 +48,18 @@ def serve(
     session cookies are marked Secure when the request arrives over https.
     """
     import uvicorn
+    from fastapi import FastAPI
 
-    from policylab.web.app import create_app
+    from policylab.web.app import DEFAULT_THREADS, THREADS_ENV, create_app
 
     ws = open_workspace(workspace)
-    app = create_app(ws)
+    threads = threads or DEFAULT_THREADS
+    if workers > 1 and ws.db_url.startswith("sqlite"):
+        raise PolicylabError(
+            f"--workers {workers} needs PostgreSQL; this workspace uses SQLite",
+            hint="serve SQLite with one worker (it takes one writer at a time), or move the "
+            "workspace to PostgreSQL (`policylab init --db postgresql+psycopg://...`)",
+        )
     if not _loopback(host):
         console.print(
             f"[yellow]warning:[/] listening on {host}: serve it behind https so that passwords "
@@ -45,8 +68,18 @@ def serve(
     console.print(
         f"policylab on http://{host}:{port}  (API docs at /api/docs)  workspace {ws.path}"
     )
+    if workers == 1:
+        app: FastAPI | str = create_app(ws, threads=threads)
+    else:
+        # Each worker process builds its own app (and database pool) from the environment.
+        os.environ[WORKSPACE_ENV] = str(ws.path.resolve())
+        os.environ[THREADS_ENV] = str(threads)
+        ws.close()
+        app = "policylab.web.app:app_from_environment"
     uvicorn.run(
         app,
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         log_level=log_level,

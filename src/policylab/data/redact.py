@@ -67,9 +67,7 @@ _PATTERNS: Final[dict[str, str]] = {
 _COMBINED: Final = re.compile("|".join(f"(?P<{k}>{v})" for k, v in _PATTERNS.items()))
 _SINGLE: Final = {k: re.compile(v) for k, v in _PATTERNS.items()}
 # A text without any of these cannot hold a match: skip the full pass.
-_GATE: Final = re.compile(
-    r"[0-9@]|::|\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof)\b|\b(?i:name|call me)\b"
-)
+_GATE: Final = re.compile(r"[0-9@]|::|\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof)\b|\b(?i:name|call me)\b")
 _DATE: Final = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
 _LOCAL_PHONE: Final = re.compile(r"\d{3}[-.]\d{4}")
 _NON_DIGIT: Final = re.compile(r"\D")

@@ -7,8 +7,9 @@ seconds; embeddings are cached (see `Embedder`).
 
 It predicts:
 - `behavior` and `probabilities` from the head; `confidence` is the probability of the predicted
-  behaviour, calibrated by `calibration` (Platt scaling by default, checked with ECE and Brier on
-  held-out data, see docs/graders.md);
+  behaviour. The L2-regularised logistic regression's own probabilities are the default: on
+  held-out domains they were as well calibrated as isotonic recalibration (ECE 0.03) and had a
+  lower Brier score than either Platt or isotonic (docs/graders.md);
 - `violation` when the expected behaviour is known, from the sample or its category hint;
 - `category`, with a policy, from the request's nearest labelled examples (cosine kNN over the
   policy's example requests); the sample's own category hint wins when given.
@@ -60,7 +61,8 @@ class LocalGrader(SyncGrader):
       the violation flag from category hints;
     - `features`: see `_features` (default chosen by held-out cross-validation on the seed set);
     - `C`: inverse L2 regularisation of the logistic regression;
-    - `calibration`: `sigmoid` (Platt), `isotonic`, or `none` (the regression's own probabilities);
+    - `calibration`: `none` (the regression's own probabilities, the default), `sigmoid` (Platt
+      scaling) or `isotonic`, both by 5-fold `CalibratedClassifierCV`;
     - `use_seed`: train on the packaged seed set;
     - `gold_files`: JSONL gold files to train on as well;
     - `k_neighbors`, `category_min_similarity`: category kNN over the policy's example requests;
@@ -79,7 +81,7 @@ class LocalGrader(SyncGrader):
         *,
         features: str = _features.DEFAULT_FEATURES,
         C: float = 1.0,  # noqa: N803  (scikit-learn's name)
-        calibration: Calibration = "sigmoid",
+        calibration: Calibration = "none",
         use_seed: bool = True,
         gold_files: Sequence[str] = (),
         k_neighbors: int = 5,

@@ -2,10 +2,12 @@
 
 For each window (`DriftAlerts.window`, aligned to the Unix epoch, so days start at 00:00 UTC)
 with at least `min_window` conversations, the distribution of categories and the distribution of
-behaviours are compared with the reference window just before it (`DriftAlerts.reference`) by
+behaviours are compared with a reference (`DriftAlerts.reference` long: the windows just before
+it that raised no alert, so a lasting shift keeps alerting from the day it began) by
 `policylab.stats.drift.categorical_drift` (Evidently's defaults: chi-squared for a small
-reference, Jensen–Shannon distance for a large one). Each category's share also gets a p-chart
-point against its share in the reference (3σ limits), and the policy's `monitoring.rates`
+reference, Jensen–Shannon distance for a large one). Each category with at least
+`MIN_CHART_EVENTS` conversations in the reference also gets a p-chart point against its share
+there (3σ limits), and the policy's `monitoring.rates`
 alerts compare the 95% Wilson lower bound of a window's rate with their `max`.
 
 Consecutive alerted windows make one alert; `since` is the start of its first window.
@@ -33,6 +35,8 @@ NONE = "(none)"
 """The category of conversations no policy category fits."""
 _UNITS = {"h": dt.timedelta(hours=1), "d": dt.timedelta(days=1), "w": dt.timedelta(weeks=1)}
 _EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+MIN_CHART_EVENTS = 5
+"""A category gets a p-chart only with this many conversations in the reference (n·p̄ ≥ 5)."""
 
 AlertKind = Literal["category_drift", "behavior_drift", "control_chart", "rate"]
 
@@ -96,9 +100,7 @@ def _subtree(frame: pd.DataFrame, category: str, policy: Policy | None) -> pd.Se
     return cats.map(lambda c: isinstance(c, str) and policy.is_under(c, category))
 
 
-def _rate(
-    frame: pd.DataFrame, alert: RateAlert, policy: Policy | None
-) -> tuple[int, int]:
+def _rate(frame: pd.DataFrame, alert: RateAlert, policy: Policy | None) -> tuple[int, int]:
     inside = _subtree(frame, alert.category, policy)
     if alert.metric == "share":
         return int(inside.sum()), len(frame)
@@ -126,23 +128,28 @@ def drift_report(
         return DriftReport(settings, [], [], 0)
     frame = frame.copy()
     frame["category"] = frame["category"].where(frame["category"].notna(), NONE)
-    first, last = frame["timestamp"].min(), frame["timestamp"].max()
-    start = _EPOCH + ((first - _EPOCH) // window) * window + reference
-    start = _EPOCH + ((start - _EPOCH + window - pd.Timedelta(1)) // window) * window
+    span = max(1, -(-reference // window))  # reference length in whole windows
+    index = ((frame["timestamp"] - _EPOCH) // window).astype("int64")
+    first, last = int(index.min()), int(index.max())
     hits: dict[tuple[AlertKind, str], list[tuple[pd.Timestamp, str, list[int]]]] = {}
     windows: list[Window] = []
     skipped = 0
-    times = frame["timestamp"]
-    s = start
-    while s <= last:
+    # The reference is the last `span` windows that raised no alert: a lasting shift keeps
+    # alerting (and `since` keeps its start) instead of being absorbed into the baseline.
+    stable: list[int] = list(range(first, first + span))
+    for w in range(first + span, last + 1):
+        s = _EPOCH + w * window
         e = s + window
-        cur = frame[(times >= s) & (times < e)]
-        ref = frame[(times >= s - reference) & (times < s)]
+        cur = frame[index == w]
+        ref = frame[index.isin(stable[-span:])]
         if len(cur) < settings.min_window or len(ref) == 0:
             skipped += 1
-            windows.append(Window(s.to_pydatetime(), e.to_pydatetime(), len(cur), len(ref), None, None))
-            s = e
+            windows.append(
+                Window(s.to_pydatetime(), e.to_pydatetime(), len(cur), len(ref), None, None)
+            )
+            stable.append(w)
             continue
+        before = sum(len(v) for v in hits.values())
         cat = categorical_drift(
             _counts(ref["category"]),
             _counts(cur["category"]),
@@ -178,6 +185,8 @@ def drift_report(
         ref_counts = Counter(_counts(ref["category"]))
         cur_counts = Counter(_counts(cur["category"]))
         for category in sorted(set(ref_counts) | set(cur_counts)):
+            if ref_counts[category] < MIN_CHART_EVENTS:
+                continue  # too rare to chart: the normal limits mean nothing (chi-squared covers it)
             centre = ref_counts[category] / len(ref)
             chart = p_chart([cur_counts[category]], [len(cur)], centre=centre)
             if bool(chart.out_of_control[0]):
@@ -199,7 +208,8 @@ def drift_report(
                 hits.setdefault(("rate", f"{alert.category} {alert.metric}"), []).append(
                     (s, detail, ids)
                 )
-        s = e
+        if sum(len(v) for v in hits.values()) == before:
+            stable.append(w)
     last_start = windows[-1].start if windows else None
     alerts = _runs(hits, window, last_start)
     return DriftReport(settings, windows, alerts, skipped)

@@ -35,7 +35,9 @@ from policylab.policy.schema import Policy
 
 __all__ = [
     "INPUT_SCHEMA",
+    "NO_RESPONSE",
     "VERDICT_SCHEMA",
+    "Engine",
     "GradeBatch",
     "GradeSpec",
     "iter_graded",
@@ -198,13 +200,12 @@ def _iter_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        # The graders take most of each CPU; reading gets the rest. With whole CPUs per actor,
-        # the actors hold every CPU and the read tasks never get scheduled (a deadlock).
+        # Ray's CPUs are logical: with a whole CPU per actor the actors hold every CPU and the
+        # file-listing and read tasks (one CPU, a quarter) are never scheduled, a deadlock. The
+        # actors still use whole cores; one logical CPU is left for reading.
         read_cpus = 0.25
-        actor_cpus = max((num_cpus - read_cpus * 2) / concurrency, 0.1)
-        ds = ray.data.read_parquet(
-            str(path), ray_remote_args={"num_cpus": read_cpus}
-        ).map_batches(
+        actor_cpus = max((num_cpus - 1) / concurrency, 0.1)
+        ds = ray.data.read_parquet(str(path), ray_remote_args={"num_cpus": read_cpus}).map_batches(
             GradeBatch,
             fn_constructor_kwargs={"spec": spec},
             batch_size=batch_size,
@@ -212,8 +213,7 @@ def _iter_ray(
             concurrency=concurrency,
             num_cpus=actor_cpus,
         )
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            yield batch
+        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
     finally:
         if started:
             ray.shutdown()

@@ -47,7 +47,17 @@ __all__ = [
 
 _MESSAGES = TypeAdapter(list[ChatMessage])
 _KNOWN = frozenset(
-    {"id", "timestamp", "created_at", "messages", "user_id", "user", "session_id", "model", "metadata"}
+    {
+        "id",
+        "timestamp",
+        "created_at",
+        "messages",
+        "user_id",
+        "user",
+        "session_id",
+        "model",
+        "metadata",
+    }
 )
 MAX_REJECTIONS_KEPT = 50
 
@@ -197,7 +207,9 @@ class LogParser:
         )
 
 
-def read_log(path: Path, *, format: str = "auto") -> Iterator[tuple[int, dict[str, Any] | UnreadableRow]]:
+def read_log(
+    path: Path, *, format: str = "auto"
+) -> Iterator[tuple[int, dict[str, Any] | UnreadableRow]]:
     """Stream the rows of a JSONL or Parquet log file."""
     if not path.exists():
         raise PolicylabError(f"{path}: no such file")

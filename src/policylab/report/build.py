@@ -17,6 +17,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from policylab.core import Severity
+from policylab.policy.frameworks import Framework, load_frameworks
 from policylab.policy.schema import Policy
 from policylab.results.compare import Comparison, compare_runs, tradeoff
 from policylab.results.coverage import Coverage, coverage
@@ -24,6 +25,7 @@ from policylab.results.data import GRADED, Outcomes
 from policylab.results.gates import GateReport, check_gates
 from policylab.results.human import CampaignData, CampaignSummary, summarise_campaign
 from policylab.results.limitations import Limitation, known_limitations
+from policylab.results.regulatory import RegulatoryMapping, cited_frameworks, regulatory_mapping
 from policylab.results.tables import RunResults, compute_results, rate_of
 from policylab.results.validity import GraderValidity
 from policylab.stats.intervals import Rate
@@ -95,6 +97,9 @@ class Report:
     redacted: bool
     generated_at: dt.datetime
     notes: list[str] = field(default_factory=list)
+    regulatory: RegulatoryMapping | None = None
+    """The provisions the policy cites, mapped onto the first run's results (see
+    `results.regulatory`); None when the policy cites no loaded framework."""
 
     @property
     def title(self) -> str:
@@ -112,6 +117,7 @@ def build_report(
     n_boot: int = 10_000,
     seed: int = 0,
     now: dt.datetime | None = None,
+    frameworks: Mapping[str, Framework] | None = None,
 ) -> Report:
     """Compute every section's numbers for `inputs` against `policy` (see the module docstring)."""
     runs: list[RunReport] = []
@@ -158,6 +164,21 @@ def build_report(
         tradeoff=tradeoff([r.results for r in runs]),
         redacted=redact,
         generated_at=now or dt.datetime.now(dt.UTC),
+        regulatory=_regulatory(policy, runs, frameworks),
+    )
+
+
+def _regulatory(
+    policy: Policy, runs: list[RunReport], frameworks: Mapping[str, Framework] | None
+) -> RegulatoryMapping | None:
+    """The regulatory mapping on the first run; `frameworks` default to the shipped ones."""
+    known = load_frameworks() if frameworks is None else frameworks
+    shown = cited_frameworks(policy, known)
+    if not shown or not runs:
+        return None
+    first = runs[0]
+    return regulatory_mapping(
+        policy, shown, all_frameworks=known, results=first.results, gates=first.gates
     )
 
 

@@ -191,7 +191,6 @@ class ProcessLink:
             "policylab.runs.store_process",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            limit=1 << 26,
         )
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()

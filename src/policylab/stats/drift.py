@@ -151,7 +151,16 @@ def categorical_drift(
     if n_ref <= small_reference:
         statistic, p = chi_square_drift(ref, cur)
         return DriftResult(
-            "chi_square", p, p_value, p < p_value, statistic, n_ref, n_cur, keys, ref_share, cur_share
+            "chi_square",
+            p,
+            p_value,
+            p < p_value,
+            statistic,
+            n_ref,
+            n_cur,
+            keys,
+            ref_share,
+            cur_share,
         )
     distance = jensen_shannon_distance(ref, cur)
     return DriftResult(

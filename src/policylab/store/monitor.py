@@ -7,11 +7,13 @@ functions return and knows nothing of the database.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,32 +25,55 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from policylab.chat import ChatMessage
+from policylab.core import Behavior
+from policylab.data.dedup import DuplicateIndex
+from policylab.data.items import ItemRecord
 from policylab.data.redact import Redactor
 from policylab.errors import PolicylabError
-from policylab.monitor.grading import INPUT_SCHEMA
+from policylab.monitor.grading import INPUT_SCHEMA, split_conversation
+from policylab.monitor.impact import Outcome, Subject
 from policylab.monitor.ingest import Conversation, IngestReport, LogParser, Rejection, read_log
+from policylab.monitor.redteam import Finding, request_hash
+from policylab.policy.schema import RULE_ID, Policy
+from policylab.store.items import get_or_create_eval_set, insert_items
 from policylab.store.models import (
+    Item,
     MonitorCluster,
     MonitorClusterMember,
     MonitorConversation,
     MonitorGrading,
     MonitorSetting,
     MonitorVerdict,
+    RedTeamFinding,
+    Response,
+    VerdictRecord,
 )
+from policylab.store.runs import get_run
 from policylab.store.workspace import Workspace
 
 __all__ = [
+    "REGRESSION_SET",
+    "FindingImport",
     "conversation_texts",
     "conversations_frame",
     "create_grading",
     "export_conversations",
+    "find_grading",
     "finish_grading",
+    "get_cluster",
+    "get_finding",
     "get_grading",
+    "impact_subjects_for_grading",
+    "impact_subjects_for_run",
+    "import_findings",
     "ingest_file",
     "latest_grading",
     "list_clusters",
+    "list_findings",
     "list_gradings",
     "store_clusters",
+    "triage_finding",
     "verdicts_frame",
     "workspace_salt",
     "write_verdicts",
@@ -308,7 +333,14 @@ def conversations_frame(
     names = ["conversation_id", "timestamp", "user_hash"]
     query: Any
     if grading_id is not None:
-        columns += [v.behavior, v.violation, v.category, v.category_similarity, v.confidence, v.error]
+        columns += [
+            v.behavior,
+            v.violation,
+            v.category,
+            v.category_similarity,
+            v.confidence,
+            v.error,
+        ]
         names += ["behavior", "violation", "category", "category_similarity", "confidence", "error"]
         query = select(*columns).outerjoin(
             v, (v.conversation_id == c.id) & (v.grading_id == grading_id)
@@ -316,7 +348,7 @@ def conversations_frame(
     else:
         query = select(*columns)
     query = _scope(query, source=source, since=since).order_by(c.timestamp, c.id)
-    rows = session.execute(query).tuples().all()
+    rows = session.execute(query).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=names)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     for col in ("behavior", "violation", "category", "error", "user_hash"):
@@ -334,7 +366,7 @@ def conversation_texts(session: Session, ids: Sequence[int]) -> dict[int, list[d
         query = select(MonitorConversation.id, MonitorConversation.messages).where(
             MonitorConversation.id.in_(part)
         )
-        for cid, messages in session.execute(query).tuples():
+        for cid, messages in session.execute(query):
             out[int(cid)] = list(messages)
     return out
 
@@ -357,8 +389,17 @@ def verdicts_frame(session: Session, grading_id: int) -> pd.DataFrame:
         .where(v.grading_id == grading_id)
         .order_by(v.conversation_id)
     )
-    names = ["conversation_id", "behavior", "violation", "category", "rule_ids", "confidence", "error", "messages"]
-    rows = session.execute(query).tuples().all()
+    names = [
+        "conversation_id",
+        "behavior",
+        "violation",
+        "category",
+        "rule_ids",
+        "confidence",
+        "error",
+        "messages",
+    ]
+    rows = session.execute(query).all()
     return pd.DataFrame([tuple(r) for r in rows], columns=names).astype(
         {"behavior": object, "violation": object, "category": object, "error": object}
     )
@@ -426,3 +467,253 @@ def get_cluster(session: Session, cluster_id: int) -> tuple[MonitorCluster, list
         .order_by(MonitorClusterMember.similarity.desc())
     ).scalars()
     return row, [int(m) for m in members]
+
+
+# -- red-team findings ---------------------------------------------------------------------------
+REGRESSION_SET = "regressions"
+
+
+@dataclass
+class FindingImport:
+    """What `import_findings` did."""
+
+    read: int = 0
+    new: int = 0
+    duplicates: int = 0
+    already_imported: int = 0
+
+
+def import_findings(
+    session: Session, findings: Iterable[Finding], *, source_file: str | None = None
+) -> FindingImport:
+    """Store findings; an exact or near duplicate (MinHash, `data.dedup`) of an earlier
+    finding's attack is stored with status `duplicate`, pointing at it. A finding already
+    imported (same tool and id) is skipped."""
+    report = FindingImport()
+    index = DuplicateIndex()
+    ordinals: list[int] = []
+    for stored in session.execute(
+        select(
+            RedTeamFinding.id,
+            RedTeamFinding.content_hash,
+            RedTeamFinding.messages,
+            RedTeamFinding.duplicate_of,
+        ).order_by(RedTeamFinding.id)
+    ):
+        text = "\n".join(str(m.get("content") or "") for m in stored[2] if m.get("role") == "user")
+        index.add_existing(stored[1], text, canonical=stored[3] is None)
+        ordinals.append(int(stored[0]))
+    known = {
+        (t, e) for t, e in session.execute(select(RedTeamFinding.tool, RedTeamFinding.external_id))
+    }
+    for finding in findings:
+        report.read += 1
+        if (finding.tool, finding.external_id) in known:
+            report.already_imported += 1
+            continue
+        digest = request_hash(finding)
+        found = index.lookup(digest, finding.request)
+        duplicate_of = ordinals[found.duplicate.of] if found.duplicate is not None else None
+        row = RedTeamFinding(
+            tool=finding.tool,
+            source_file=source_file,
+            external_id=finding.external_id[:300],
+            messages=finding.messages,
+            response=finding.response,
+            plugin=finding.plugin,
+            strategy=finding.strategy,
+            tool_verdict=finding.tool_verdict,
+            score=finding.score,
+            content_hash=digest,
+            duplicate_of=duplicate_of,
+            status="duplicate" if duplicate_of is not None else "new",
+            extra=finding.extra,
+        )
+        session.add(row)
+        session.flush()
+        index.add(found)
+        ordinals.append(row.id)
+        known.add((finding.tool, finding.external_id))
+        if duplicate_of is None:
+            report.new += 1
+        else:
+            report.duplicates += 1
+    return report
+
+
+def list_findings(
+    session: Session, *, status: str | None = None, limit: int | None = None
+) -> list[RedTeamFinding]:
+    query = select(RedTeamFinding).order_by(RedTeamFinding.id)
+    if status:
+        query = query.where(RedTeamFinding.status == status)
+    if limit:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def get_finding(session: Session, finding_id: int) -> RedTeamFinding:
+    row = session.get(RedTeamFinding, finding_id)
+    if row is None:
+        raise PolicylabError(
+            f"no red-team finding {finding_id}", hint="list them with `policylab redteam list`"
+        )
+    return row
+
+
+def triage_finding(
+    session: Session,
+    finding_id: int,
+    *,
+    confirm: bool,
+    rule_id: str | None = None,
+    policy: Policy | None = None,
+    note: str | None = None,
+    by: str | None = None,
+) -> RedTeamFinding:
+    """Confirm a finding as a failure against `rule_id` (it becomes a regression item in the eval
+    set `regressions`, tagged with the rule) or reject it."""
+    finding = get_finding(session, finding_id)
+    if finding.status in {"confirmed", "rejected"}:
+        raise PolicylabError(
+            f"finding {finding_id} is already {finding.status}",
+            hint="triage each finding once; import it again under a new id to reconsider it",
+        )
+    finding.note = note
+    finding.triaged_by = by
+    finding.triaged_at = dt.datetime.now(dt.UTC)
+    if not confirm:
+        finding.status = "rejected"
+        return finding
+    if not rule_id or not re.fullmatch(RULE_ID, rule_id):
+        raise PolicylabError(
+            f"--rule {rule_id!r}: give the id of the rule the response broke, such as CYB.2.a"
+        )
+    category_id = rule_id.rsplit(".", 1)[0]
+    expected = Behavior.REFUSE
+    if policy is not None:
+        rule = policy.rule(rule_id)
+        if rule is None:
+            raise PolicylabError(
+                f"policy {policy.id} {policy.version} has no rule {rule_id}",
+                hint="check the id with `policylab policy lint`, or pass the policy it belongs to",
+            )
+        category_id = rule.category_id
+        category = policy.category(category_id)
+        if category is not None:
+            expected = category.expected_behavior
+    eval_set, _ = get_or_create_eval_set(
+        session, REGRESSION_SET, description="Confirmed red-team failures", source="redteam"
+    )
+    request = list(finding.messages)
+    while request and request[-1].get("role") == "assistant":
+        request.pop()  # the item is the attack; the failing response goes to its metadata
+    item = ItemRecord.model_validate(
+        {
+            "id": f"redteam-{finding.id}",
+            "messages": request,
+            "categories": [category_id],
+            "expected_behavior": expected,
+            "source": f"redteam:{finding.tool}",
+            "tags": ["regression", f"rule:{rule_id}", f"redteam:{finding.tool}"],
+            "metadata": {
+                "rule_id": rule_id,
+                "finding_id": finding.id,
+                "tool": finding.tool,
+                "tool_id": finding.external_id,
+                "plugin": finding.plugin,
+                "failing_response": finding.response,
+            },
+        }
+    )
+    [item_id] = insert_items(session, eval_set.id, [item])
+    finding.status = "confirmed"
+    finding.rule_id = rule_id
+    finding.category = category_id
+    finding.item_id = item_id
+    return finding
+
+
+# -- policy impact -------------------------------------------------------------------------------
+def _outcome_from(behavior: Any, violation: Any, category: Any, rule_ids: Any) -> Outcome:
+    return Outcome(
+        behavior=behavior,
+        violation=violation,
+        category=category,
+        rule_ids=tuple(rule_ids or ()),
+    )
+
+
+def impact_subjects_for_grading(session: Session, grading: MonitorGrading) -> list[Subject]:
+    """The graded deployment responses of a grading pass, with their stored verdicts."""
+    c, v = MonitorConversation, MonitorVerdict
+    rows = session.execute(
+        select(v.conversation_id, v.behavior, v.violation, v.category, v.rule_ids, c.messages)
+        .join(c, c.id == v.conversation_id)
+        .where(v.grading_id == grading.id, v.behavior.is_not(None))
+        .order_by(v.conversation_id)
+    )
+    out: list[Subject] = []
+    for cid, behavior, violation, category, rule_ids, raw in rows:
+        messages = [ChatMessage.model_validate(m) for m in raw]
+        request, response = split_conversation(messages)
+        if response is None:
+            continue
+        out.append(
+            Subject(
+                key=int(cid),
+                messages=request,
+                response=response,
+                before=_outcome_from(behavior, violation, category, rule_ids),
+            )
+        )
+    return out
+
+
+def impact_subjects_for_run(session: Session, run_name: str, grader: str) -> list[Subject]:
+    """A run's answered responses with their items' categories and, where `grader` has graded
+    them, its latest stored verdict."""
+    run = get_run(session, run_name)
+    rows = session.execute(
+        select(Response.id, Response.text, Item.messages, Item.categories)
+        .join(Item, Item.id == Response.item_id)
+        .where(Response.run_id == run.id, Response.error.is_(None), Response.text.is_not(None))
+        .order_by(Response.id)
+    )
+    stored: dict[int, Outcome] = {}
+    verdicts = session.execute(
+        select(
+            VerdictRecord.response_id,
+            VerdictRecord.behavior,
+            VerdictRecord.violation,
+            VerdictRecord.category,
+            VerdictRecord.rule_ids,
+        )
+        .where(
+            VerdictRecord.run_id == run.id,
+            VerdictRecord.grader_id == grader,
+            VerdictRecord.response_id.is_not(None),
+            VerdictRecord.error.is_(None),
+        )
+        .order_by(VerdictRecord.id)
+    )
+    for response_id, behavior, violation, category, rule_ids in verdicts:
+        if response_id is None:
+            continue
+        stored[int(response_id)] = _outcome_from(behavior, violation, category, rule_ids)
+    out: list[Subject] = []
+    for response_id, text, messages, categories in rows:
+        out.append(
+            Subject(
+                key=int(response_id),
+                messages=[ChatMessage.model_validate(m) for m in messages],
+                response=str(text),
+                category=categories[0] if categories else None,
+                before=stored.get(int(response_id)),
+            )
+        )
+    return out
+
+
+def find_grading(session: Session, name: str) -> MonitorGrading | None:
+    return session.scalars(select(MonitorGrading).where(MonitorGrading.name == name)).first()

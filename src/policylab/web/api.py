@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from policylab.campaigns.schema import LabelInput
 from policylab.store.adjudication import adjudication_queue, ambiguities, item_labels
@@ -26,8 +27,18 @@ from policylab.store.campaigns import (
     schema_of,
     set_campaign_status,
 )
-from policylab.store.labelling import NoWork, Work, run_write
-from policylab.store.models import Label, User
+from policylab.store.labelling import (
+    NoWork,
+    QueueCampaign,
+    StoredLabel,
+    Work,
+    queue_context,
+    reserve_next,
+    run_write,
+    take_label,
+    take_skip,
+)
+from policylab.store.models import User
 from policylab.store.users import (
     Role,
     authenticate,
@@ -40,7 +51,16 @@ from policylab.store.users import (
     set_roles,
 )
 from policylab.web import actions
-from policylab.web.deps import SessionDep, StateDep, UserDep, csrf_protect, require
+from policylab.web.deps import (
+    ClaimDep,
+    SessionClaim,
+    SessionDep,
+    StateDep,
+    UserDep,
+    csrf_protect,
+    require,
+    signed_in,
+)
 from policylab.web.security import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -52,7 +72,6 @@ from policylab.web.security import (
 router = APIRouter(prefix="/api", dependencies=[Depends(csrf_protect)])
 
 Admin = Annotated[User, require(Role.ADMIN)]
-Annotator = Annotated[User, require(Role.ANNOTATOR)]
 Adjudicator = Annotated[User, require(Role.ADJUDICATOR)]
 Reviewer = Annotated[User, require(Role.ADJUDICATOR, Role.POLICY_AUTHOR)]
 
@@ -116,7 +135,7 @@ class LabelOut(BaseModel):
     confidence: int | None
 
     @classmethod
-    def of(cls, label: Label) -> LabelOut:
+    def of(cls, label: StoredLabel) -> LabelOut:
         return cls(
             id=label.id,
             assignment_id=label.assignment_id,
@@ -222,10 +241,22 @@ def label_schema(name: str, user: UserDep, session: SessionDep) -> dict[str, Any
     return schema_of(actions.campaign_or_404(session, name)).model_dump(mode="json")
 
 
+# The three requests annotators make all day run as plain `def` routes, each one write transaction
+# in a worker thread (the database calls block). The session cookie is checked for its signature
+# before, and the user's row (active, session epoch, roles) inside that transaction, together
+# with the campaign: one statement instead of a session of its own.
+def _queue(session: Session, name: str, claim: SessionClaim) -> QueueCampaign:
+    found = queue_context(session, name, claim.user_id)
+    signed_in(found.user, claim, Role.ANNOTATOR)
+    if found.campaign is None:
+        raise HTTPException(status_code=404, detail=f"no campaign {name!r}")
+    return found.campaign
+
+
 @router.post("/campaigns/{name}/next", responses={204: {"description": "nothing to label"}})
-def next_item(name: str, app: StateDep, user: Annotator) -> WorkOut | NoWorkOut:
+def next_item(name: str, app: StateDep, claim: ClaimDep) -> WorkOut | NoWorkOut:
     """Your current item, or a new reservation. `reason` says why there is none."""
-    work = actions.fetch_next(app, name, user)
+    work = run_write(app.engine, lambda s: reserve_next(s, _queue(s, name, claim), claim.user_id))
     if isinstance(work, NoWork):
         return NoWorkOut(reason=work.reason, message=work.message)
     return WorkOut.of(work)
@@ -238,10 +269,13 @@ def submit(
     body: LabelInput,
     response: Response,
     app: StateDep,
-    user: Annotator,
+    claim: ClaimDep,
 ) -> SubmitOut:
     """Submit your label. Sent again with the same label, it answers 200 with the stored one."""
-    done = actions.submit(app, name, user, assignment_id, body)
+    done = run_write(
+        app.engine,
+        lambda s: take_label(s, _queue(s, name, claim), claim.user_id, assignment_id, body),
+    )
     if not done.created:
         response.status_code = 200
     q = done.qualification
@@ -254,10 +288,13 @@ def submit(
 
 @router.post("/campaigns/{name}/assignments/{assignment_id}/skip")
 def skip(
-    name: str, assignment_id: int, body: SkipIn, app: StateDep, user: Annotator
+    name: str, assignment_id: int, body: SkipIn, app: StateDep, claim: ClaimDep
 ) -> dict[str, Any]:
-    a = actions.skip(app, name, user, assignment_id, body.reason)
-    return {"assignment_id": a.id, "status": a.status}
+    status = run_write(
+        app.engine,
+        lambda s: take_skip(s, _queue(s, name, claim), claim.user_id, assignment_id, body.reason),
+    )
+    return {"assignment_id": assignment_id, "status": status}
 
 
 @router.get("/campaigns/{name}/stats")

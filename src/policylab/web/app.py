@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
+import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from policylab import __version__
 from policylab.errors import PolicylabError
@@ -22,17 +25,53 @@ from policylab.web.deps import AppState, NotSignedIn
 from policylab.web.routes import dashboard
 from policylab.web.security import SECURITY_HEADERS, Signer, load_secret
 
-DEFAULT_POOL = 40  # the size of the thread pool that runs the (synchronous) routes
+DEFAULT_THREADS = 16
+"""Worker threads running the synchronous routes (and so the database work) in each process."""
+THREADS_ENV = "POLICYLAB_SERVE_THREADS"
+"""Overrides `DEFAULT_THREADS` for the worker processes of `policylab serve --workers N`."""
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response, and `Cache-Control: no-store` under `/api/`.
+
+    A plain ASGI middleware: Starlette's `@app.middleware("http")` runs every request through an
+    extra task and a memory stream, which costs more than the labelling routes themselves."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        api = scope["path"].startswith("/api/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in self.headers if k not in present]
+                if api and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(
-    workspace: Workspace, *, secret: str | None = None, pool_size: int = DEFAULT_POOL
+    workspace: Workspace, *, secret: str | None = None, threads: int = DEFAULT_THREADS
 ) -> FastAPI:
-    """The app for `workspace`. `secret` signs cookies (default: the workspace's secret)."""
-    engine = make_engine(workspace.db_url, pool_size=pool_size, max_overflow=pool_size)
+    """The app for `workspace`. `secret` signs cookies (default: the workspace's secret).
+
+    `threads` bounds the routes running at once in this process; the database pool matches it,
+    with as many again for the short sessions of the sign-in check and of requests finishing."""
+    engine = make_engine(workspace.db_url, pool_size=threads, max_overflow=threads)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         yield
         engine.dispose()
 
@@ -54,16 +93,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(dashboard.router)
 
-    @app.middleware("http")
-    async def headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        if request.url.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     def wants_json(request: Request) -> bool:
         return request.url.path.startswith("/api/")
@@ -89,3 +119,9 @@ def create_app(
         return pages.error_page(request, str(exc.detail), status=exc.status_code)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for the workspace named by `POLICYLAB_WORKSPACE`: the factory each worker process
+    of `policylab serve --workers N` calls."""
+    return create_app(Workspace.open(), threads=int(os.environ.get(THREADS_ENV, DEFAULT_THREADS)))

@@ -16,7 +16,14 @@ from policylab.store.models import PolicyVersion, User
 from policylab.store.policies import policy_of
 from policylab.store.users import Role, has_role
 from policylab.store.workspace import Workspace
-from policylab.web.security import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, Signer, csrf_matches
+from policylab.web.security import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    Signer,
+    csrf_matches,
+)
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -47,7 +54,9 @@ class AppState:
         return self.guides[key]
 
 
-def state(request: Request) -> AppState:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in the
+# thread pool, and each hop there costs more than the dependency itself.
+async def state(request: Request) -> AppState:
     found: AppState = request.app.state.policylab
     return found
 
@@ -68,20 +77,66 @@ class NotSignedIn(HTTPException):
         super().__init__(status_code=401, detail="sign in first")
 
 
+@dataclass(frozen=True)
+class SessionClaim:
+    """Whom a validly signed session cookie names. Not yet a signed-in user: the user's row must
+    still be active with the same `session_epoch` (see `signed_in`)."""
+
+    user_id: int
+    epoch: int
+
+
+def read_claim(request: Request, app: AppState) -> SessionClaim | None:
+    found = app.signer.read_session(request.cookies.get(SESSION_COOKIE))
+    return SessionClaim(*found) if found is not None else None
+
+
+async def session_claim(request: Request, app: StateDep) -> SessionClaim:
+    """The session cookie's claim, checked for its signature only (no database access): for the
+    routes that check the user inside their own transaction with `signed_in`."""
+    claim = read_claim(request, app)
+    if claim is None:
+        raise NotSignedIn()
+    return claim
+
+
+ClaimDep = Annotated[SessionClaim, Depends(session_claim)]
+
+
+def is_signed_in(user: User | None, claim: SessionClaim) -> bool:
+    """Whether `user` (the row `claim` names, or None) is still signed in: active, and not signed
+    out everywhere since (a password or role change, or deactivation, raises the epoch)."""
+    return user is not None and user.active and user.session_epoch == claim.epoch
+
+
+def check_roles(user: User, roles: tuple[Role, ...]) -> User:
+    """`user` if they hold any of `roles` (admins hold all); 403 otherwise."""
+    if not any(has_role(user, r) for r in roles):
+        wanted = " or ".join(r.value for r in roles)
+        raise HTTPException(status_code=403, detail=f"this needs the {wanted} role")
+    return user
+
+
+def signed_in(user: User | None, claim: SessionClaim, *roles: Role) -> User:
+    """The user `claim` names, read in the caller's transaction: 401 unless still signed in, 403
+    unless holding one of `roles`."""
+    if user is None or not is_signed_in(user, claim):
+        raise NotSignedIn()
+    return check_roles(user, roles)
+
+
 def optional_user(request: Request, app: StateDep) -> User | None:
-    found = app.signer.read_session(request.cookies.get("policylab_session"))
-    if found is None:
+    claim = read_claim(request, app)
+    if claim is None:
         return None
     # A short session of its own: holding a pooled connection for the whole request would starve
     # the pool when many requests wait for a worker thread.
     with Session(app.engine, expire_on_commit=False) as session:
-        user = session.get(User, found[0])
-    if user is None or not user.active or user.session_epoch != found[1]:
-        return None
-    return user
+        user = session.get(User, claim.user_id)
+    return user if is_signed_in(user, claim) else None
 
 
-def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise NotSignedIn()
     return user
@@ -93,11 +148,8 @@ UserDep = Annotated[User, Depends(current_user)]
 def require(*roles: Role) -> object:
     """A dependency that lets through users holding any of `roles` (admins always)."""
 
-    def check(user: UserDep) -> User:
-        if not any(has_role(user, r) for r in roles):
-            wanted = " or ".join(r.value for r in roles)
-            raise HTTPException(status_code=403, detail=f"this needs the {wanted} role")
-        return user
+    async def check(user: UserDep) -> User:
+        return check_roles(user, roles)
 
     return Depends(check)
 

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from policylab.campaigns.schema import BEHAVIOR_KEYS, LabelInput
 from policylab.core import Behavior
+from policylab.data.images import thumbnail
 from policylab.errors import PolicylabError
 from policylab.store.adjudication import adjudication_queue, ambiguities, item_labels
 from policylab.store.campaign_stats import dashboard
@@ -61,6 +62,8 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Image parts show as small inline thumbnails (data URLs: the page fetches nothing else).
+_env.filters["thumbnail"] = thumbnail
 
 Admin = Annotated[User, require(Role.ADMIN)]
 Annotator = Annotated[User, require(Role.ANNOTATOR)]
