@@ -164,7 +164,9 @@ def child(phase: str, port: int, n: int, concurrency: int) -> dict[str, Any]:
         else:
             asyncio.run(_runner(ws, base_url, n, concurrency))
         elapsed, cpu = time.perf_counter() - t0, _cpu() - cpu0
-        return {"elapsed": elapsed, "cpu": cpu, "peak_mb": _peak_rss_mb()}
+        # The store process is started by the run, so its whole life is the run's.
+        kids_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        return {"elapsed": elapsed, "cpu": cpu, "peak_mb": _peak_rss_mb(), "child_mb": kids_peak}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -177,9 +179,9 @@ def _server_cpu(port: int) -> float:
 
 def _measure(phase: str, port: int, n: int, concurrency: int) -> dict[str, Any]:
     server0 = _server_cpu(port)
+    args = ["--child", phase, "--port", str(port), "--items", str(n), "--concurrency"]
     out = subprocess.run(
-        [sys.executable, __file__, "--child", phase, "--port", str(port), "--items", str(n)]
-        + ["--concurrency", str(concurrency)],
+        [sys.executable, __file__, *args, str(concurrency)],
         capture_output=True,
         text=True,
         check=True,
@@ -258,7 +260,7 @@ def _line(r: dict[str, Any]) -> str:
         f"{r['phase']:>6} n={r['n']:>7,} c={r['concurrency']:>3}: {r['rate']:>7,.0f}/s "
         f"({r['rate'] / (r['concurrency'] / LATENCY):.2f} of ideal), ratio {r['ratio']:.2f}, "
         f"client {r['cpu_ms']:.3f} ms/req, server {r['server_cpu_ms']:.3f} ms/req, "
-        f"peak {r['peak_mb']:.0f} MB"
+        f"peak {r['peak_mb']:.0f} MB (+ store process {r['child_mb']:.0f} MB)"
     )
 
 
@@ -274,7 +276,7 @@ def _report(rows: list[dict[str, Any]], load: float) -> str:
         "workspace writes (SQLite).",
         "",
         "| client | items | concurrency | requests/s | of ideal | ratio to ceiling "
-        "| client CPU/request | server CPU/request | peak RSS during run |",
+        "| client CPU/request | server CPU/request | peak RSS during run (store process) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -282,7 +284,8 @@ def _report(rows: list[dict[str, Any]], load: float) -> str:
         lines.append(
             f"| {NAMES[r['phase']]} | {r['n']:,} | {r['concurrency']} | {r['rate']:,.0f} "
             f"| {r['rate'] / (r['concurrency'] / LATENCY):.2f} | {ratio} | {r['cpu_ms']:.3f} ms "
-            f"| {r['server_cpu_ms']:.3f} ms | {r['peak_mb']:.0f} MB |"
+            f"| {r['server_cpu_ms']:.3f} ms | {r['peak_mb']:.0f} MB"
+            + (f" ({r['child_mb']:.0f} MB) |" if r["child_mb"] else " |")
         )
     return "\n".join(lines)
 

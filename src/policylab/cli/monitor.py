@@ -113,6 +113,9 @@ def grade(
         "rules", "--grader", help="rules, local, cascade or another registered grader."
     ),
     policy_file: Path | None = typer.Option(None, "--policy", help="The policy to grade against."),
+    judge_model: str | None = typer.Option(
+        None, "--judge-model", help="For llm and cascade: openai:<model>[@<base_url>]."
+    ),
     name: str | None = typer.Option(None, "--name", help="A name for this grading pass."),
     out: Path | None = typer.Option(
         None, "-o", "--out", help="Write verdicts to this Parquet file."
@@ -142,9 +145,11 @@ def grade(
         )
     keep = store_results if store_results is not None else out is None
     engine: Engine = "local" if no_ray else "ray"
-    probe = make_grader(grader, policy)
+    grader_params: dict[str, Any] = {"judge_model": judge_model} if judge_model else {}
+    probe = make_grader(grader, policy, grader_params)
     spec = GradeSpec(
         grader=grader,
+        grader_params=grader_params,
         policy=policy.model_dump(mode="json") if policy else None,
         categorise=categorise,
         fit_threshold=fit_threshold,

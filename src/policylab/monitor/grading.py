@@ -67,9 +67,14 @@ NO_RESPONSE = "no_response: the conversation has no assistant turn to grade"
 
 
 def make_grader(name: str, policy: Policy | None, params: Mapping[str, Any] | None = None) -> Any:
-    """The registered grader `name`, given the policy when its constructor takes one."""
+    """The grader `name`: the CLI's presets (`rules`, `local`, `llm`, `cascade`: local, then the
+    LLM judge, with `judge_model` in `params`) or any registered grader, given the policy when
+    its constructor takes one."""
     import policylab.graders  # noqa: F401  (registers the built-in graders)
+    from policylab.graders import presets
 
+    if name in presets.NAMES:
+        return presets.make_grader(name, policy=policy, **dict(params or {}))
     cls = REGISTRY.get(name)
     if cls is None:
         raise PolicylabError(
@@ -205,7 +210,12 @@ def _iter_ray(
         # actors still use whole cores; one logical CPU is left for reading.
         read_cpus = 0.25
         actor_cpus = max((num_cpus - 1) / concurrency, 0.1)
-        ds = ray.data.read_parquet(str(path), ray_remote_args={"num_cpus": read_cpus}).map_batches(
+        rows = pq.ParquetFile(path).metadata.num_rows
+        # Enough blocks to keep every actor busy, each a few batches long.
+        blocks = max(concurrency * 2, min(rows // (batch_size * 4), 2000), 1)
+        ds = ray.data.read_parquet(
+            str(path), num_cpus=read_cpus, override_num_blocks=blocks
+        ).map_batches(
             GradeBatch,
             fn_constructor_kwargs={"spec": spec},
             batch_size=batch_size,

@@ -43,7 +43,6 @@ from policylab.runs.store_link import (
     RESPONSE_FIELDS,
     LinkConfig,
     ProcessLink,
-    StoreLinkError,
     ThreadLink,
     cache_key,
 )
@@ -364,7 +363,11 @@ class Runner:
         ahead = asyncio.ensure_future(link.page(0, last_item))
         try:
             while not self.stopping:
-                page = await ahead
+                try:
+                    page = await ahead
+                except Exception as exc:  # the store side cannot read: stop, as for a write
+                    self._store_failed(exc)
+                    return
                 if page is None:
                     return
                 ahead = asyncio.ensure_future(link.page(page["after"], last_item))
@@ -386,7 +389,7 @@ class Runner:
         finally:
             if not ahead.done():
                 ahead.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StoreLinkError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await ahead
 
     async def _worker(self) -> None:
@@ -589,9 +592,9 @@ class Runner:
                 return
 
     def _store_failed(self, exc: Exception) -> None:
-        # The batch is lost, but its items are in the journal: the next session asks them again.
-        # Stop rather than answer more items that could not be stored.
-        log.error("writing responses failed: %s", exc, exc_info=exc)
+        # A lost batch's items are in the journal: the next session asks them again. Stop rather
+        # than answer more items that could not be stored.
+        log.error("the store side failed: %s", exc, exc_info=exc)
         self._write_error = exc
         self.request_stop(f"the answers could not be stored: {exc}")
         self._room.set()

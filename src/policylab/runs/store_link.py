@@ -218,8 +218,9 @@ class ProcessLink:
                 if kind in ("ready", "written"):
                     self._writes.popleft().set_result(None)
                 elif kind == "page":
-                    assert self._page is not None
-                    self._page.set_result(rest[0])
+                    # The runner may have stopped waiting for a page read ahead (a stop).
+                    if self._page is not None and not self._page.done():
+                        self._page.set_result(rest[0])
                 elif kind == "closed":
                     assert self._closed is not None
                     self._closed.set_result(None)
