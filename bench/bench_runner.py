@@ -1,6 +1,7 @@
 """Runner throughput, client CPU and peak memory against a 50 ms mock OpenAI-compatible server.
 
     python bench/bench_runner.py                 # 10,000 items at concurrency 64 and 256, + 100,000
+    python bench/bench_runner.py --local         # and time local:smollm2 on the example eval set
     python bench/bench_runner.py --update-docs   # and rewrite the Runner section of docs/benchmarks.md
 
 Processes: the mock server (bench/mock_server.py) runs in its own process, and every measured client
@@ -149,6 +150,61 @@ async def _runner(ws: Any, base_url: str, n: int, concurrency: int) -> dict[str,
     return {"status": summary.status}
 
 
+def local_demo() -> dict[str, Any]:
+    """The README demo's model step: local:smollm2 answering the example eval set (166 prompts),
+    model loading included, with the default settings of `policylab run`."""
+    from sqlalchemy import insert
+
+    from policylab.models.local import LocalModel
+    from policylab.runs import run_model
+    from policylab.store.models import EvalSet, Item
+    from policylab.store.workspace import Workspace
+
+    records = [
+        json.loads(line)
+        for line in (ROOT / "examples" / "eval" / "acme-eval.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    tmp = Path(tempfile.mkdtemp(prefix="policylab-bench-"))
+    try:
+        ws = Workspace.init(tmp / ".policylab")
+        with ws.session() as session:
+            eval_set = EvalSet(name="acme")
+            session.add(eval_set)
+            session.flush()
+            rows = [
+                {
+                    "eval_set_id": eval_set.id,
+                    "external_id": r["id"],
+                    "messages": r["messages"],
+                    "content_hash": hashlib.sha256(r["id"].encode()).hexdigest(),
+                }
+                for r in records
+            ]
+            session.execute(insert(Item), rows)
+
+        async def go() -> Any:
+            model = LocalModel()
+            try:
+                return await run_model(ws, model, items="acme")
+            finally:
+                await model.aclose()
+
+        t0 = time.perf_counter()
+        summary = asyncio.run(go())
+        elapsed = time.perf_counter() - t0
+        c = summary.counts
+        assert c.succeeded == len(records), summary
+        return {
+            "items": c.succeeded,
+            "elapsed": elapsed,
+            "tokens": c.completion_tokens,
+            "workers": len(os.sched_getaffinity(0)),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def child(phase: str, port: int, n: int, concurrency: int) -> dict[str, Any]:
     base_url = f"http://127.0.0.1:{port}/v1"
     url = f"{base_url}/chat/completions"
@@ -209,6 +265,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="*", default=[64, 256])
     parser.add_argument("--repeat", type=int, default=2, help="runs per phase; the best is kept")
     parser.add_argument("--with-sdk", action="store_true", help="also time the openai SDK at 64")
+    parser.add_argument(
+        "--local", action="store_true", help="also time local:smollm2 on the example eval set"
+    )
     parser.add_argument("--update-docs", action="store_true")
     parser.add_argument("--child", choices=["bare", "runner", "sdk"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -249,7 +308,11 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(10)
-    report = _report(rows, load)
+    local = None
+    if args.local:
+        local = local_demo()
+        print(f"local:smollm2: {local}", flush=True)
+    report = _report(rows, load, local)
     print(report)
     if args.update_docs:
         _update_docs(report)
@@ -267,7 +330,7 @@ def _line(r: dict[str, Any]) -> str:
 NAMES = {"bare": "bare aiohttp loop (ceiling)", "runner": "policylab runner", "sdk": "openai SDK"}
 
 
-def _report(rows: list[dict[str, Any]], load: float) -> str:
+def _report(rows: list[dict[str, Any]], load: float, local: dict[str, Any] | None) -> str:
     lines = [
         f"Measured by `python bench/bench_runner.py` on {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, mock server latency "
@@ -287,6 +350,19 @@ def _report(rows: list[dict[str, Any]], load: float) -> str:
             f"| {r['server_cpu_ms']:.3f} ms | {r['peak_mb']:.0f} MB"
             + (f" ({r['child_mb']:.0f} MB) |" if r["child_mb"] else " |")
         )
+    lines += [
+        "",
+        "Client CPU counts the measured process and its children (the runner's store process); "
+        "server CPU is the mock server's own. The ideal is concurrency / latency requests/s.",
+    ]
+    if local is not None:
+        lines += [
+            "",
+            f"Local model: `local:smollm2` answered the example eval set ({local['items']} "
+            f"prompts, at most 96 new tokens each) in {local['elapsed']:.0f} s, model loading "
+            f"included ({local['tokens']:,} tokens generated, {local['workers']} worker "
+            "processes with one torch thread each).",
+        ]
     return "\n".join(lines)
 
 
