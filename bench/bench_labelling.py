@@ -193,7 +193,7 @@ def start_server(folder: Path, args: argparse.Namespace) -> tuple[subprocess.Pop
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, *(os.environ["BENCH_SERVER_PY"].split() if os.environ.get("BENCH_SERVER_PY") else ["-m", "policylab"]), "serve", "--workspace", str(folder)]
+    command = [sys.executable, "-m", "policylab", "serve", "--workspace", str(folder)]
     command += ["--port", str(port), "--workers", str(args.workers)]
     if args.threads:
         command += ["--threads", str(args.threads)]

@@ -6,6 +6,7 @@ Texts: Do-Not-Answer responses and their prompts (../shared/data), or the seed s
 are absent. Measured, each the best of `--repeat` runs:
 
 - `sentence-transformers`: `SentenceTransformer(...).encode(responses, batch_size=32)`, nothing else;
+- `ONNX int8 encode`: the local grader's embedder alone on the same responses;
 - `local grader, cold`: `LocalGrader.grade(samples)` with empty embedding caches (every response
   embedded, with its opening, then the head, the nearest training example and the verdicts);
 - `local grader + policy, cold`: the same with the example policy, which adds the request
@@ -42,7 +43,7 @@ def main() -> None:
 
     from policylab.chat import user
     from policylab.graders.base import Sample
-    from policylab.graders.embeddings import model_dir
+    from policylab.graders.embeddings import Embedder, model_dir
     from policylab.graders.local import LocalGrader
     from policylab.graders.training import seed_rows
     from policylab.policy.loader import load_policy
@@ -61,6 +62,7 @@ def main() -> None:
         for i, (q, r) in enumerate(zip(requests, responses, strict=True))
     ]
     n = len(samples)
+    load_start = os.getloadavg()[0]
     chars = sum(len(r) for r in responses) / n
 
     from sentence_transformers import SentenceTransformer
@@ -68,6 +70,10 @@ def main() -> None:
     st = SentenceTransformer(str(model_dir()), device="cpu")
     st.encode(responses[:64], batch_size=32)
     st_best = min(_timed(lambda: st.encode(responses, batch_size=32)) for _ in range(args.repeat))
+
+    int8 = Embedder(threads=args.threads)
+    int8.encode_uncached(responses[:64])
+    int8_best = min(_timed(lambda: int8.encode_uncached(responses)) for _ in range(args.repeat))
 
     policy = load_policy(REPO / "examples" / "policies" / "acme" / "policy.yaml").policy
     t0 = time.perf_counter()
@@ -86,6 +92,7 @@ def main() -> None:
 
     rate = {
         "sentence-transformers encode (responses only)": n / st_best,
+        "ONNX int8 encode, our embedder (responses only)": n / int8_best,
         "local grader, cold cache": n / cold_plain,
         "local grader + policy (category kNN), cold cache": n / cold_policy,
         "local grader, warm cache": n / warm,
@@ -93,7 +100,8 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     print(f"{n} {source}, mean {chars:.0f} characters; {args.threads} threads; {cpu}")
     print(
-        f"load average at the end: {os.getloadavg()[0]:.2f}; training both graders: {train:.1f} s\n"
+        f"load average (1 min, other work on the machine included): {load_start:.2f} at the "
+        f"start, {os.getloadavg()[0]:.2f} at the end; training both graders: {train:.1f} s\n"
     )
     print("| what | responses/s | vs sentence-transformers |\n|---|---|---|")
     base = rate["sentence-transformers encode (responses only)"]

@@ -37,10 +37,14 @@ import pandas as pd
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     bindparam,
     func,
     insert,
+    literal,
+    or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -141,6 +145,16 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def _column_type(column: Any) -> Any:
     return column.property.columns[0].type
+
+
+def _one_of(column: Any, values: tuple[str, ...]) -> Any:
+    """`column IN values` for a fixed list, as plain parameters (no per-call list expansion)."""
+    return or_(*(column == v for v in values))
+
+
+def _typed(name: str, column: Any) -> Any:
+    """A parameter with `column`'s type (needed where PostgreSQL cannot infer it)."""
+    return bindparam(name, type_=_column_type(column))
 
 
 # -- the campaign as the queue sees it ------------------------------------------------------------------
@@ -279,8 +293,7 @@ def _roles(phase: str) -> tuple[str, ...]:
     return QUALIFICATION_ROLES if phase == "qualification" else QUEUE_ROLES
 
 
-@cache
-def _content(phase: str) -> Any:
+def _content_columns(phase: str) -> tuple[Any, ...]:
     """The item behind a reservation, and how many items the annotator finished in the phase."""
     mine, theirs = aliased(Assignment), aliased(CampaignItem)
     done = (
@@ -289,18 +302,49 @@ def _content(phase: str) -> Any:
         .where(
             mine.campaign_id == bindparam("campaign"),
             mine.annotator_id == bindparam("annotator"),
-            mine.status.in_(("submitted", "skipped")),
-            theirs.role.in_(_roles(phase)),
+            _one_of(mine.status, ("submitted", "skipped")),
+            _one_of(theirs.role, _roles(phase)),
         )
         .scalar_subquery()
     )
     return (
-        select(Item.external_id, Item.messages, Item.categories, Response.text, Response.messages)
-        .add_columns(done)
+        Item.external_id,
+        Item.messages,
+        Item.categories,
+        Response.text,
+        Response.messages,
+        done,
+    )
+
+
+@cache
+def _content(phase: str) -> Any:
+    return (
+        select(*_content_columns(phase))
         .select_from(CampaignItem)
         .join(Item, Item.id == CampaignItem.item_id)
         .outerjoin(Response, Response.id == CampaignItem.response_id)
         .where(CampaignItem.id == bindparam("campaign_item"))
+    )
+
+
+def _work_of(
+    queue: QueueCampaign, phase: str, assignment_id: int, expires_at: dt.datetime, row: Any
+) -> Work:
+    """A `Work` from the `_content_columns` of `row`."""
+    external_id, messages, categories, text, response_messages, done = row
+    return Work(
+        assignment_id=assignment_id,
+        campaign=queue.name,
+        phase=phase,
+        item_id=external_id,
+        messages=messages,
+        response=text,
+        response_messages=list(response_messages or []),
+        categories=list(categories),
+        expires_at=_aware(expires_at),
+        done=int(done or 0),
+        total=queue.qualification_n if phase == "qualification" else None,
     )
 
 
@@ -318,19 +362,7 @@ def _work(
         _content(phase),
         {"campaign": queue.id, "annotator": user_id, "campaign_item": campaign_item_id},
     ).one()
-    return Work(
-        assignment_id=assignment_id,
-        campaign=queue.name,
-        phase=phase,
-        item_id=row[0],
-        messages=row[1],
-        response=row[3],
-        response_messages=list(row[4] or []),
-        categories=list(row[2]),
-        expires_at=_aware(expires_at),
-        done=int(row[5] or 0),
-        total=queue.qualification_n if phase == "qualification" else None,
-    )
+    return _work_of(queue, phase, assignment_id, expires_at, row)
 
 
 # -- expiry -------------------------------------------------------------------------------------------
@@ -381,7 +413,7 @@ def _live(phase: str) -> Any:
             Assignment.campaign_id == bindparam("campaign"),
             Assignment.annotator_id == bindparam("annotator"),
             Assignment.status == "reserved",
-            CampaignItem.role.in_(_roles(phase)),
+            _one_of(CampaignItem.role, _roles(phase)),
         )
         .order_by(Assignment.id)
     )
@@ -406,10 +438,24 @@ def _live_work(
     return None
 
 
-def _upsert_assignment(dialect: str, revive: tuple[str, ...]) -> Any:
+_RESERVATION_COLUMNS = (
+    "campaign_id",
+    "campaign_item_id",
+    "item_id",
+    "annotator_id",
+    "status",
+    "reserved_at",
+    "expires_at",
+)
+
+
+def _upsert_assignment(dialect: str, revive: tuple[str, ...], source: Any = None) -> Any:
     """A new reservation, or an old assignment of the same person on the same item (in a
-    `revive` status) brought back to life: the unique constraint forbids a second row."""
+    `revive` status) brought back to life: the unique constraint forbids a second row. The
+    values are parameters named as the columns, or the rows of `source`."""
     stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Assignment)
+    if source is not None:
+        stmt = stmt.from_select(_RESERVATION_COLUMNS, source)
     return stmt.on_conflict_do_update(
         index_elements=[Assignment.campaign_id, Assignment.item_id, Assignment.annotator_id],
         set_={
@@ -417,7 +463,7 @@ def _upsert_assignment(dialect: str, revive: tuple[str, ...]) -> Any:
             "reserved_at": stmt.excluded.reserved_at,
             "expires_at": stmt.excluded.expires_at,
         },
-        where=Assignment.status.in_(revive),
+        where=_one_of(Assignment.status, revive),
     ).returning(Assignment.id)
 
 
@@ -548,7 +594,7 @@ _PICK = (
         .where(
             _candidate.campaign_id == bindparam("campaign"),
             _candidate.status == "open",
-            _candidate.role.in_(QUEUE_ROLES),
+            _one_of(_candidate.role, QUEUE_ROLES),
             _candidate.n_labels + _candidate.n_reserved < _candidate.k,
             ~select(_held.id)
             .where(
@@ -564,8 +610,54 @@ _PICK = (
         .scalar_subquery()
     )
     .values(n_reserved=CampaignItem.n_reserved + 1)
-    .returning(CampaignItem.id, CampaignItem.item_id)
+    .returning(CampaignItem.id, CampaignItem.item_id, CampaignItem.response_id)
 )
+
+
+def _take_in_one_statement() -> Any:
+    """PostgreSQL: `_PICK`, the reservation and the item's content in one statement, one round
+    trip. No row: no item has room; a row without an assignment id: `LostRaceError`."""
+    picked = _PICK.cte("picked")
+    source = select(
+        _typed("campaign", Assignment.campaign_id),
+        picked.c.id,
+        picked.c.item_id,
+        _typed("annotator", Assignment.annotator_id),
+        literal("reserved", String),
+        _typed("now", Assignment.reserved_at),
+        _typed("expires", Assignment.expires_at),
+    )
+    reserved = _upsert_assignment("postgresql", ("expired",), source).cte("reserved")
+    return (
+        select(picked.c.id, reserved.c.id, *_content_columns("work"))
+        .select_from(picked)
+        .join(Item, Item.id == picked.c.item_id)
+        .outerjoin(Response, Response.id == picked.c.response_id)
+        .outerjoin(reserved, true())
+    )
+
+
+_TAKE_PG = _take_in_one_statement()
+
+
+def _take(conn: Connection, queue: QueueCampaign, user_id: int, now: dt.datetime) -> Work | None:
+    """Reserve the queue's next item with room for the annotator, or None if there is none."""
+    params = {"campaign": queue.id, "annotator": user_id}
+    if conn.dialect.name == "postgresql":
+        expires = now + dt.timedelta(seconds=queue.reservation_seconds)
+        row = conn.execute(_TAKE_PG, {**params, "now": now, "expires": expires}).first()
+        if row is None:
+            return None
+        if row[1] is None:
+            raise LostRaceError(f"assignment of annotator {user_id} on campaign item {row[0]}")
+        return _work_of(queue, "work", row[1], expires, row[2:])
+    picked = conn.execute(_PICK, params).first()
+    if picked is None:
+        return None
+    return _reserve(
+        conn, queue, user_id, "work", campaign_item_id=picked[0], item_id=picked[1], now=now
+    )
+
 
 _TAKEN = (
     select(func.count(Assignment.id))
@@ -573,14 +665,14 @@ _TAKEN = (
     .where(
         Assignment.campaign_id == bindparam("campaign"),
         Assignment.annotator_id == bindparam("annotator"),
-        Assignment.status.in_(("submitted", "reserved")),
-        CampaignItem.role.in_(QUEUE_ROLES),
+        _one_of(Assignment.status, ("submitted", "reserved")),
+        _one_of(CampaignItem.role, QUEUE_ROLES),
     )
 )
 _STILL_OPEN = select(func.count(CampaignItem.id)).where(
     CampaignItem.campaign_id == bindparam("campaign"),
     CampaignItem.status == "open",
-    CampaignItem.role.in_(QUEUE_ROLES),
+    _one_of(CampaignItem.role, QUEUE_ROLES),
 )
 
 
@@ -612,16 +704,14 @@ def reserve_next(
         if (taken or 0) >= queue.max_per_annotator:
             return NoWork("quota", f"you have labelled your share ({queue.max_per_annotator})")
     _maybe_sweep(conn, queue.id, now, force=False)
-    picked = conn.execute(_PICK, params).first()
-    if picked is None and _maybe_sweep(conn, queue.id, now, force=True):
-        picked = conn.execute(_PICK, params).first()
-    if picked is None:
-        if conn.execute(_STILL_OPEN, params).scalar():
-            return NoWork("waiting", "every open item is with other annotators or done by you")
-        return NoWork("done", "nothing left to label in this campaign")
-    return _reserve(
-        conn, queue, user_id, "work", campaign_item_id=picked[0], item_id=picked[1], now=now
-    )
+    work = _take(conn, queue, user_id, now)
+    if work is None and _maybe_sweep(conn, queue.id, now, force=True):
+        work = _take(conn, queue, user_id, now)
+    if work is not None:
+        return work
+    if conn.execute(_STILL_OPEN, params).scalar():
+        return NoWork("waiting", "every open item is with other annotators or done by you")
+    return NoWork("done", "nothing left to label in this campaign")
 
 
 def next_work(
@@ -694,7 +784,7 @@ _COUNT_LABEL = (
     update(CampaignItem)
     .where(
         CampaignItem.id == bindparam("campaign_item"),
-        CampaignItem.role.in_(QUEUE_ROLES),
+        _one_of(CampaignItem.role, QUEUE_ROLES),
     )
     .values(
         n_reserved=CampaignItem.n_reserved - bindparam("released"),
@@ -904,6 +994,92 @@ def _submit_late(
     return a.campaign_item_id, a.item_id, a.status
 
 
+# Label columns given per request; the rest (item, campaign item) come from the assignment.
+_LABEL_FIELDS = (
+    "behavior",
+    "violation",
+    "category",
+    "rule_ids",
+    "rationale",
+    "confidence",
+    "duration_ms",
+    "created_at",
+)
+
+
+def _submit_in_one_statement() -> Any:
+    """PostgreSQL: `_SUBMIT_RESERVED`, `_COUNT_LABEL` and the label's insert in one statement,
+    one round trip. No row: the assignment is not a live reservation of this annotator."""
+    claimed = _SUBMIT_RESERVED.cte("claimed")
+    counted = (
+        update(CampaignItem)
+        .where(
+            CampaignItem.id == claimed.c.campaign_item_id, _one_of(CampaignItem.role, QUEUE_ROLES)
+        )
+        .values(n_reserved=CampaignItem.n_reserved - 1, n_labels=CampaignItem.n_labels + 1)
+        .returning(CampaignItem.role, CampaignItem.status, CampaignItem.n_labels, CampaignItem.k)
+        .cte("counted")
+    )
+    fields = [_typed(f"label_{name}", getattr(Label, name)) for name in _LABEL_FIELDS]
+    source = select(
+        _typed("assignment", Label.assignment_id),
+        _typed("campaign", Label.campaign_id),
+        claimed.c.campaign_item_id,
+        claimed.c.item_id,
+        _typed("annotator", Label.annotator_id),
+        *fields,
+    )
+    columns = ("assignment_id", "campaign_id", "campaign_item_id", "item_id", "annotator_id")
+    labelled = (
+        insert(Label)
+        .from_select(columns + _LABEL_FIELDS, source)
+        .returning(Label.id)
+        .cte("labelled")
+    )
+    return (
+        select(
+            claimed.c.campaign_item_id,
+            labelled.c.id,
+            counted.c.role,
+            counted.c.status,
+            counted.c.n_labels,
+            counted.c.k,
+        )
+        .select_from(claimed)
+        .join(labelled, true())
+        .outerjoin(counted, true())
+    )
+
+
+_SUBMIT_PG = _submit_in_one_statement()
+
+
+def _record(
+    conn: Connection,
+    params: dict[str, Any],
+    fields: dict[str, Any],
+    ci_id: int,
+    item_id: int,
+    *,
+    released: int,
+) -> tuple[int, int, Any]:
+    """Count a label on its item (releasing the reservation) and store it: the campaign item,
+    the label's id, and the item's counters (None for a qualification item)."""
+    counted = conn.execute(_COUNT_LABEL, {"campaign_item": ci_id, "released": released}).first()
+    label_id = conn.execute(
+        _INSERT_LABEL,
+        {
+            "assignment_id": params["assignment"],
+            "campaign_id": params["campaign"],
+            "campaign_item_id": ci_id,
+            "item_id": item_id,
+            "annotator_id": params["annotator"],
+            **fields,
+        },
+    ).scalar_one()
+    return ci_id, label_id, counted
+
+
 def take_label(
     session: Session,
     queue: QueueCampaign,
@@ -921,25 +1097,6 @@ def take_label(
     now = now or now_utc()
     queue.schema.validate_label(label)
     conn = session.connection()
-    params: dict[str, Any] = {
-        "assignment": assignment_id,
-        "campaign": queue.id,
-        "annotator": user_id,
-    }
-    claimed = None
-    if queue.status != "closed":
-        claimed = conn.execute(_SUBMIT_RESERVED, {**params, "now": now}).first()
-    if claimed is not None:
-        ci_id, item_id, was = claimed[0], claimed[1], "reserved"
-    else:
-        late = _submit_late(conn, queue, user_id, assignment_id, label, now)
-        if isinstance(late, Submitted):
-            return late
-        ci_id, item_id, was = late
-    counted = conn.execute(
-        _COUNT_LABEL, {"campaign_item": ci_id, "released": 1 if was == "reserved" else 0}
-    ).first()
-    rationale = (label.rationale or "").strip() or None
     stored = StoredLabel(
         id=0,
         assignment_id=assignment_id,
@@ -947,28 +1104,45 @@ def take_label(
         violation=label.violation,
         category=label.category,
         rule_ids=list(label.rule_ids),
-        rationale=rationale,
+        rationale=(label.rationale or "").strip() or None,
         confidence=label.confidence,
     )
-    label_id = conn.execute(
-        _INSERT_LABEL,
-        {
-            "assignment_id": assignment_id,
-            "campaign_id": queue.id,
-            "campaign_item_id": ci_id,
-            "item_id": item_id,
-            "annotator_id": user_id,
-            "behavior": stored.behavior,
-            "violation": stored.violation,
-            "category": stored.category,
-            "rule_ids": stored.rule_ids,
-            "rationale": rationale,
-            "confidence": stored.confidence,
-            "duration_ms": label.duration_ms,
-            "created_at": now,
-        },
-    ).scalar_one()
-    stored = replace(stored, id=label_id)
+    fields = {
+        "behavior": stored.behavior,
+        "violation": stored.violation,
+        "category": stored.category,
+        "rule_ids": stored.rule_ids,
+        "rationale": stored.rationale,
+        "confidence": stored.confidence,
+        "duration_ms": label.duration_ms,
+        "created_at": now,
+    }
+    params: dict[str, Any] = {
+        "assignment": assignment_id,
+        "campaign": queue.id,
+        "annotator": user_id,
+        "now": now,
+    }
+    recorded = None
+    if queue.status != "closed" and conn.dialect.name == "postgresql":
+        row = conn.execute(_SUBMIT_PG, {**params, **{f"label_{k}": v for k, v in fields.items()}})
+        found = row.first()
+        if found is not None:
+            recorded = found[0], found[1], found[2:] if found[2] is not None else None
+    elif queue.status != "closed":
+        claimed = conn.execute(_SUBMIT_RESERVED, params).first()
+        if claimed is not None:
+            recorded = _record(conn, params, fields, claimed[0], claimed[1], released=1)
+    if recorded is None:
+        late = _submit_late(conn, queue, user_id, assignment_id, label, now)
+        if isinstance(late, Submitted):
+            return late
+        ci_id, item_id, was = late
+        recorded = _record(
+            conn, params, fields, ci_id, item_id, released=1 if was == "reserved" else 0
+        )
+    ci_id, taken, counted = recorded
+    stored = replace(stored, id=taken)
     if counted is None:
         return Submitted(
             stored, created=True, qualification=_score_qualification(conn, queue, user_id, now)

@@ -27,7 +27,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from policylab.errors import PolicylabError
-from policylab.store.items import get_eval_set
 from policylab.store.models import EvalSet, Item, Response, ResponseCache, Run
 from policylab.store.workspace import Workspace
 
@@ -66,6 +65,10 @@ def open_run(
     An existing run resumes only with the same eval set, model and sampling parameters: answers
     given under other settings must not be mixed into it.
     """
+    # Imported here: store.items pulls in the importers and their libraries (~0.7 s), which the
+    # runner's store process, importing this module, never needs.
+    from policylab.store.items import get_eval_set
+
     eval_set = get_eval_set(session, set_name)
     run = find_run(session, name)
     if run is None:
