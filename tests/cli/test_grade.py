@@ -97,6 +97,7 @@ def test_llm_needs_a_judge_model(tmp_path: Path) -> None:
     assert "--judge-model" in _flat(result.output)
 
 
+@pytest.mark.slow
 def test_grade_a_stored_run_with_the_local_grader(tmp_path: Path) -> None:
     ws = Workspace.init(tmp_path / ".policylab")
     with ws.session() as s:

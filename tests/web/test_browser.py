@@ -48,6 +48,9 @@ def test_label_with_the_keyboard_then_adjudicate(
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(server.url + "/campaigns/c1/label")
+        # The field `autofocus` names: headless chromium does not always apply autofocus, and the
+        # keys would go nowhere.
+        page.focus("#name")
         page.keyboard.type("alice")
         page.keyboard.press("Tab")
         page.keyboard.type(PASSWORD)

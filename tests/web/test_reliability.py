@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -25,13 +26,21 @@ def annotate(
     errors: list[BaseException],
     *,
     stop: Callable[[], bool] = lambda: False,
+    wait_for_expiry: bool = False,
 ) -> None:
+    """Label until the queue has nothing left for `who`. With `wait_for_expiry`, keep asking
+    while the only open items are reserved by others (whose reservations will expire)."""
     try:
         client = signed_in(base_url, who, PASSWORD)
+        deadline = time.monotonic() + 60
         while not stop():
             r = client.post("/api/campaigns/c1/next")
             r.raise_for_status()
             work = r.json()
+            if wait_for_expiry and work.get("reason") == "waiting":
+                assert time.monotonic() < deadline, f"{who} still waiting after 60 s"
+                time.sleep(0.5)
+                continue
             if "assignment_id" not in work:
                 return
             r = client.post(
@@ -127,11 +136,16 @@ def test_a_killed_server_loses_no_acknowledged_label(
     assert not errors, errors[:3]
     assert 60 <= len(acked) < 400
     assert set(acked) <= stored_labels(workspace)
-    # A new server takes over: the campaign finishes with every label exactly once.
+    # A new server takes over: the campaign finishes with every label exactly once. The items
+    # the killed clients held come back when their 10 s reservations expire.
     again = server_factory(workspace.path).start()
     more: list[tuple[str, str]] = []
     threads = [
-        threading.Thread(target=annotate, args=(again.url, n, more, lock, errors))
+        threading.Thread(
+            target=annotate,
+            args=(again.url, n, more, lock, errors),
+            kwargs={"wait_for_expiry": True},
+        )
         for n in names[:5]
     ]
     for t in threads:

@@ -227,3 +227,78 @@ def test_pages_send_security_headers_and_redirect_strangers(app_client: TestClie
     assert page.headers["x-content-type-options"] == "nosniff"
     assert "https://" not in page.text  # nothing loaded from elsewhere: works offline
     assert app_client.get("/static/htmx.min.js").text.startswith("/*! htmx 2")
+
+
+def test_the_labelling_routes_check_the_user_in_their_own_transaction(
+    app_client: TestClient,
+) -> None:
+    # They read the user's row with the campaign instead of in a session of their own: a role
+    # change, a lost role and a deactivation must still take effect on the next request.
+    ann = sign_in(app_client, "ann")
+    work = app_client.post("/api/campaigns/c1/next", headers=ann).json()
+    old_cookie = app_client.cookies.get("policylab_session") or ""
+    root = sign_in(app_client, "root")
+    app_client.patch("/api/users/ann", json={"roles": ["annotator", "adjudicator"]}, headers=root)
+    app_client.cookies.clear()
+    app_client.cookies.set("policylab_session", old_cookie)
+    app_client.cookies.set("policylab_csrf", ann["X-CSRF-Token"])
+    assert app_client.post("/api/campaigns/c1/next", headers=ann).status_code == 401
+    label = f"/api/campaigns/c1/assignments/{work['assignment_id']}/label"
+    assert app_client.post(label, json={"behavior": "refuse"}, headers=ann).status_code == 401
+
+    root = sign_in(app_client, "root")
+    app_client.patch("/api/users/ann", json={"roles": ["adjudicator"]}, headers=root)
+    ann = sign_in(app_client, "ann")
+    r = app_client.post("/api/campaigns/c1/next", headers=ann)
+    assert r.status_code == 403
+    assert r.json() == {"detail": "this needs the annotator role"}
+
+    root = sign_in(app_client, "root")
+    app_client.patch("/api/users/ann", json={"roles": ["annotator"]}, headers=root)
+    ann = sign_in(app_client, "ann")
+    assert app_client.post(label, json={"behavior": "refuse"}, headers=ann).status_code == 201
+    assert app_client.post("/api/campaigns/nope/next", headers=ann).status_code == 404
+    ann_cookie = app_client.cookies.get("policylab_session") or ""
+    root = sign_in(app_client, "root")
+    app_client.patch("/api/users/ann", json={"active": False}, headers=root)
+    app_client.cookies.clear()
+    app_client.cookies.set("policylab_session", ann_cookie)
+    app_client.cookies.set("policylab_csrf", ann["X-CSRF-Token"])
+    assert app_client.post("/api/campaigns/c1/next", headers=ann).status_code == 401
+
+
+def test_a_paused_or_closed_campaign_stops_the_queue_at_once(app_client: TestClient) -> None:
+    # The queue reads a campaign's settings once per process, but its status on every request.
+    ann = sign_in(app_client, "ann")
+    work = app_client.post("/api/campaigns/c1/next", headers=ann).json()
+    assert "assignment_id" in work
+    root = sign_in(app_client, "root")
+    r = app_client.post("/api/campaigns/c1/status", json={"status": "paused"}, headers=root)
+    assert r.json() == {"status": "paused"}
+    ann = sign_in(app_client, "ann")
+    assert app_client.post("/api/campaigns/c1/next", headers=ann).json()["reason"] == "paused"
+    root = sign_in(app_client, "root")
+    app_client.post("/api/campaigns/c1/status", json={"status": "closed"}, headers=root)
+    ann = sign_in(app_client, "ann")
+    label = f"/api/campaigns/c1/assignments/{work['assignment_id']}/label"
+    r = app_client.post(label, json={"behavior": "refuse"}, headers=ann)
+    assert r.status_code == 409
+    assert "closed" in r.json()["detail"]
+    root = sign_in(app_client, "root")
+    app_client.post("/api/campaigns/c1/status", json={"status": "active"}, headers=root)
+    ann = sign_in(app_client, "ann")
+    assert app_client.post(label, json={"behavior": "refuse"}, headers=ann).status_code == 201
+
+
+def test_api_answers_carry_the_security_headers_and_are_not_cached(
+    app_client: TestClient,
+) -> None:
+    api = app_client.get("/api/csrf")
+    page = app_client.get("/login")
+    for r in (api, page):
+        assert "frame-ancestors 'self'" in r.headers["content-security-policy"]
+        assert r.headers["x-frame-options"] == "SAMEORIGIN"
+        assert r.headers["referrer-policy"] == "same-origin"
+    assert api.headers["cache-control"] == "no-store"
+    assert "no-store" not in page.headers.get("cache-control", "")
+    assert app_client.get("/static/htmx.min.js").headers["x-content-type-options"] == "nosniff"

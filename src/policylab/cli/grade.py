@@ -16,6 +16,7 @@ from rich.table import Table
 from policylab.cli._common import WorkspaceOption, console, err_console, user_errors
 from policylab.errors import InputError, PolicylabError
 from policylab.graders.base import Grader, Verdict, config_hash, error_verdict
+from policylab.graders.embeddings import default_cache_dir
 from policylab.graders.io import BadLine, read_gold, read_samples, write_verdicts
 from policylab.graders.local import LocalGrader
 from policylab.graders.presets import DEFAULT_CASCADE_THRESHOLD, make_grader
@@ -50,7 +51,7 @@ PolicyOption = typer.Option(
 JudgeOption = typer.Option(
     None,
     "--judge-model",
-    help="The LLM judge for `llm` and `cascade`: openai:<model>[@<base_url>].",
+    help="The LLM judge for `llm` and `cascade`: openai:<model>\\[@<base_url>].",
 )
 JudgeFormatOption = typer.Option(
     JudgeFormat.CHAT, "--judge-format", help="`harmony` for gpt-oss-safeguard."
@@ -92,7 +93,8 @@ def _build(
         judge_model=judge_model,
         judge_format="harmony" if judge_format is JudgeFormat.HARMONY else "chat",
         threshold=threshold,
-        cache_dir=ws.path / "cache" if ws else None,
+        # Embeddings are cached in the workspace, else in the user's cache folder.
+        cache_dir=ws.path / "cache" if ws else default_cache_dir(),
     )
 
 
