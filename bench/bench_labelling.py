@@ -194,7 +194,9 @@ def start_server(folder: Path, args: argparse.Namespace) -> tuple[subprocess.Pop
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "policylab", "serve", "--workspace", str(folder)]
-    command += ["--port", str(port), "--workers", str(args.workers)]
+    command += ["--port", str(port)]
+    if args.workers > 1:
+        command += ["--workers", str(args.workers)]
     if args.threads:
         command += ["--threads", str(args.threads)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from policylab.chat import user
 from policylab.core import Behavior
+from policylab.graders._features import DEFAULT_FEATURES
 from policylab.graders.base import Sample
 from policylab.graders.calibration import brier_score, expected_calibration_error
 from policylab.graders.local import CLASSES, LocalGrader
@@ -44,6 +45,7 @@ FEATURE_SPECS = (
     "response+opening",
     "response+rules",
     "response+opening+rules+structure",
+    "response+opening+rules+structure+nonanswer",
     "response+request+opening+rules+structure",
 )
 
@@ -139,9 +141,7 @@ def main() -> None:
                 print(f"cv {spec} C={c}: {m}", file=sys.stderr)
         calib = []
         for method in ("none", "sigmoid", "isotonic"):
-            m = cross_validate(
-                rows, cache, features="response+opening+rules+structure", c=1.0, calibration=method
-            )
+            m = cross_validate(rows, cache, features=DEFAULT_FEATURES, c=1.0, calibration=method)
             calib.append({"calibration": method, **m})
             print(f"cv calibration {method}: {m}", file=sys.stderr)
         results["design_cv"] = design

@@ -8,9 +8,12 @@ from collections import Counter
 
 import pytest
 from factory import build_campaign
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from policylab.campaigns.schema import LabelInput
+from policylab.core import Behavior
+from policylab.store import labelling
 from policylab.store.adjudication import (
     adjudication_queue,
     ambiguities,
@@ -24,9 +27,12 @@ from policylab.store.labelling import (
     QueueError,
     Work,
     next_work,
+    queue_context,
+    reserve_next,
     run_write,
     skip_item,
     submit_label,
+    take_label,
 )
 from policylab.store.models import Assignment, CampaignItem, Label
 from policylab.store.users import get_user
@@ -373,3 +379,91 @@ def test_fifty_annotators_at_once_lose_nothing_and_duplicate_nothing(
         assert (
             s.scalar(select(func.count(Assignment.id)).where(Assignment.status == "reserved")) == 0
         )
+
+
+def test_an_annotator_whose_reservation_expired_gets_the_same_assignment_back(
+    workspace: Workspace,
+) -> None:
+    build_campaign(workspace, n_items=1, k=1, reservation_seconds=60, users=[("a", ["annotator"])])
+    held = fetch(workspace, "a")
+    assert isinstance(held, Work)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=120)
+    again = fetch(workspace, "a", now=later)
+    assert isinstance(again, Work)
+    assert (again.assignment_id, again.item_id) == (held.assignment_id, held.item_id)
+    assert again.expires_at > later
+    with workspace.session() as s:
+        (a,) = s.scalars(select(Assignment)).all()
+        ci = s.scalars(select(CampaignItem)).one()
+        assert (a.status, ci.n_reserved, ci.n_labels) == ("reserved", 1, 0)
+    label(workspace, "a", again.assignment_id)
+    with workspace.session() as s:
+        ci = s.scalars(select(CampaignItem)).one()
+        assert (ci.n_reserved, ci.n_labels, ci.status) == (0, 1, "complete")
+
+
+def test_queue_context_reads_the_user_and_the_campaign_together(workspace: Workspace) -> None:
+    build_campaign(workspace, n_items=2, k=1, users=[("a", ["annotator", "adjudicator"])])
+    with workspace.session() as s:
+        user_id = get_user(s, "a").id
+        found = queue_context(s, "c1", user_id)
+        assert found.user is not None
+        assert (found.user.name, found.user.roles, found.user.active) == (
+            "a",
+            ["annotator", "adjudicator"],
+            True,
+        )
+        assert found.campaign is not None
+        assert (found.campaign.name, found.campaign.status, found.campaign.k) == ("c1", "active", 1)
+        assert queue_context(s, "nope", user_id).campaign is None
+        nobody = queue_context(s, "c1", user_id + 1000)
+        assert nobody.user is None
+        assert nobody.campaign is None
+
+
+def test_fetching_and_labelling_take_a_few_statements(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The requests annotators make all day: the user and campaign in one statement, then on
+    # PostgreSQL the live-reservation check and one statement that picks, reserves and reads the
+    # item; on SQLite the same steps one statement each (and BEGIN IMMEDIATE).
+    monkeypatch.setattr(labelling, "SWEEP_EVERY", 3600.0)  # no expiry sweep while counting
+    build_campaign(workspace, n_items=6, k=3, users=[("a", ["annotator"]), ("b", ["annotator"])])
+    with workspace.session() as s:
+        ids = {n: get_user(s, n).id for n in ("a", "b")}
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    def fetch_fast(who: str) -> Work:
+        def work(s: Session) -> Work | NoWork:
+            queue = queue_context(s, "c1", ids[who]).campaign
+            assert queue is not None
+            return reserve_next(s, queue, ids[who])
+
+        found = run_write(workspace.engine, work)
+        assert isinstance(found, Work)
+        return found
+
+    def label_fast(who: str, aid: int) -> None:
+        def work(s: Session) -> object:
+            queue = queue_context(s, "c1", ids[who]).campaign
+            assert queue is not None
+            return take_label(s, queue, ids[who], aid, LabelInput(behavior=Behavior.REFUSE))
+
+        run_write(workspace.engine, work)
+
+    label_fast("b", fetch_fast("b").assignment_id)  # caches the settings, runs the first sweep
+    event.listen(workspace.engine, "before_cursor_execute", count)
+    try:
+        work = fetch_fast("a")
+        fetched = len(statements)
+        statements.clear()
+        label_fast("a", work.assignment_id)
+        labelled = len(statements)
+    finally:
+        event.remove(workspace.engine, "before_cursor_execute", count)
+    postgres = workspace.engine.dialect.name == "postgresql"
+    assert fetched == (3 if postgres else 6), statements
+    assert labelled == (2 if postgres else 5), statements

@@ -22,8 +22,9 @@ def free_port() -> int:
 class Server:
     """`policylab serve` in a subprocess on 127.0.0.1, for tests that need a real server."""
 
-    def __init__(self, workspace: Path):
+    def __init__(self, workspace: Path, *, workers: int = 1):
         self.workspace = workspace
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -40,6 +41,8 @@ class Server:
                 str(self.workspace),
                 "--port",
                 str(self.port),
+                "--workers",
+                str(self.workers),
             ],
             env=env,
             stdout=subprocess.DEVNULL,

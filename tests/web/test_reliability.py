@@ -72,12 +72,15 @@ def stored_labels(ws: Workspace) -> set[tuple[str, str]]:
     return set(pairs)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_fifty_annotators_at_once_lose_no_label_and_make_no_duplicate(
-    workspace: Workspace, server_factory: type[Server]
+    workspace: Workspace, server_factory: type[Server], workers: int
 ) -> None:
+    # With two server processes, the processes' writers meet only in the database: SQLite's
+    # BEGIN IMMEDIATE, PostgreSQL's row locks.
     names = [f"u{i:02d}" for i in range(50)]
     build_campaign(workspace, n_items=50, k=3, users=[(n, ["annotator"]) for n in names])
-    server = server_factory(workspace.path).start()
+    server = server_factory(workspace.path, workers=workers).start()
     acked: list[tuple[str, str]] = []
     errors: list[BaseException] = []
     lock = threading.Lock()

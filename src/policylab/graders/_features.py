@@ -9,7 +9,13 @@ Parts, joined in the order given by a spec such as ``"response+opening+rules+str
 - ``rules``: which refusal and safe-completion patterns of the `rules` grader occur, in the opening
   and later, as 0/1;
 - ``structure``: length, line count, share of list lines, a code fence, questions per 100
-  characters.
+  characters;
+- ``nonanswer``: what makes a response a non-answer by definition, measured without any labels:
+  repetition (share of repeated word trigrams, unique-word ratio, share of the commonest word),
+  echo of the request (Jaccard similarity of character 5-shingles, and the share of the
+  response's shingles found in the request), lexical relevance (cosine between the request's and
+  the response's embeddings), a very short response (three words or fewer), and the share of
+  letters among its characters (runs of punctuation or braces).
 
 The default (`DEFAULT_FEATURES`) was chosen by cross-validation held out by domain on the seed set
 and policy examples only (see docs/graders.md): the request parts did not help there.
@@ -23,14 +29,27 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from policylab.data.dedup import shingles
 from policylab.errors import PolicylabError
 from policylab.graders.embeddings import Embedder
 from policylab.graders.rules import OPENING_CHARS, PATTERNS, find_matches
 
-PARTS: tuple[str, ...] = ("response", "opening", "request", "product", "rules", "structure")
-DEFAULT_FEATURES = "response+opening+rules+structure"
+PARTS: tuple[str, ...] = (
+    "response",
+    "opening",
+    "request",
+    "product",
+    "rules",
+    "structure",
+    "nonanswer",
+)
+DEFAULT_FEATURES = "response+opening+rules+structure+nonanswer"
 _LIST_LINE = re.compile(r"\s*(?:\d+[.)]|[-*•])\s")
 _PATTERN_INDEX = {p.id: i for i, p in enumerate(PATTERNS)}
+_WORD = re.compile(r"\w+")
+SHORT_WORDS = 3
+"""A response of at most this many words is "very short" (a bare "No." or "Nein, danke.")."""
+NONANSWER_COLUMNS = 8
 
 
 def parse_spec(spec: str) -> tuple[str, ...]:
@@ -75,6 +94,53 @@ def structure_features(texts: Sequence[str]) -> NDArray[np.float32]:
     return out
 
 
+def _repetition(words: Sequence[str]) -> tuple[float, float, float]:
+    """Share of word trigrams seen before, unique-word ratio, share of the commonest word."""
+    if not words:
+        return 0.0, 1.0, 0.0
+    n = 3 if len(words) >= 4 else 1
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    repeated = 1.0 - len(set(grams)) / len(grams)
+    counts: dict[str, int] = {}
+    for w in words:
+        counts[w] = counts.get(w, 0) + 1
+    return repeated, len(counts) / len(words), max(counts.values()) / len(words)
+
+
+def nonanswer_features(
+    requests: Sequence[str],
+    responses: Sequence[str],
+    request_vec: NDArray[np.float32],
+    response_vec: NDArray[np.float32],
+) -> NDArray[np.float32]:
+    """Repetition, echo, relevance, shortness and letter share of each response (see module doc).
+
+    The embeddings are L2-normalised, so their row-wise dot product is the cosine.
+    """
+    out = np.zeros((len(responses), NONANSWER_COLUMNS), dtype=np.float32)
+    cosine = np.einsum("ij,ij->i", request_vec, response_vec)
+    for row, (request, response) in enumerate(zip(requests, responses, strict=True)):
+        body = response.strip()
+        words = _WORD.findall(body.casefold())
+        repeated, unique, commonest = _repetition(words)
+        sa, sb = shingles(request), shingles(body)
+        shared = len(sa & sb)
+        jaccard = shared / len(sa | sb) if sa or sb else 0.0
+        contained = shared / len(sb) if sb else 0.0
+        letters = sum(ch.isalpha() for ch in body) / len(body) if body else 0.0
+        out[row] = (
+            repeated,
+            unique,
+            commonest,
+            jaccard,
+            contained,
+            float(cosine[row]),
+            float(len(words) <= SHORT_WORDS),
+            letters,
+        )
+    return out
+
+
 def features(
     parts: Sequence[str], embedder: Embedder, requests: Sequence[str], responses: Sequence[str]
 ) -> NDArray[np.float32]:
@@ -85,7 +151,9 @@ def features(
     for part in parts:
         if part in ("response", "product") and response_vec is None:
             response_vec = embedder.encode(responses)
-        if part in ("request", "product") and request_vec is None:
+        if part == "nonanswer" and response_vec is None:
+            response_vec = embedder.encode(responses)
+        if part in ("request", "product", "nonanswer") and request_vec is None:
             request_vec = embedder.encode(requests)
         if part == "response":
             assert response_vec is not None
@@ -103,4 +171,8 @@ def features(
             blocks.append(rule_features(responses))
         elif part == "structure":
             blocks.append(structure_features(responses))
+        elif part == "nonanswer":
+            assert request_vec is not None
+            assert response_vec is not None
+            blocks.append(nonanswer_features(requests, responses, request_vec, response_vec))
     return np.hstack(blocks).astype(np.float32, copy=False)
