@@ -1,4 +1,4 @@
-"""Migration 0005 creates exactly the tables the models describe."""
+"""Migration 0003 creates exactly the tables the models describe."""
 
 from __future__ import annotations
 
