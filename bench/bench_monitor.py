@@ -162,10 +162,14 @@ def write_conversations(path: Path, n: int, *, distinct: bool = False) -> None:
 
 
 class PeakMemory:
-    """The peak of the summed RSS of this process tree, sampled in a thread."""
+    """Peaks of the summed RSS and PSS of this process tree, and of its process count, sampled
+    in a thread. RSS counts a shared page (Ray's object store, shared libraries) once in every
+    process that maps it; PSS splits it between them, so summed PSS is the memory really used."""
 
     def __init__(self, *, exclude: set[int] | None = None) -> None:
         self.peak = 0
+        self.peak_pss = 0
+        self.peak_procs = 0
         self._exclude = exclude or set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -173,13 +177,18 @@ class PeakMemory:
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
+            total = pss = procs = 0
             for p in [me, *me.children(recursive=True)]:
                 if p.pid in self._exclude:
                     continue
                 with contextlib.suppress(psutil.Error):
-                    total += p.memory_info().rss
+                    info = p.memory_full_info()
+                    total += info.rss
+                    pss += info.pss
+                    procs += 1
             self.peak = max(self.peak, total)
+            self.peak_pss = max(self.peak_pss, pss)
+            self.peak_procs = max(self.peak_procs, procs)
             time.sleep(0.2)
 
     def __enter__(self) -> PeakMemory:
@@ -294,6 +303,7 @@ def bench_grade(
     warm_cache: Path | None = None,
     distinct: bool = False,
     exclude: set[int] | None = None,
+    engines: tuple[str, ...] = ("local", "ray"),
 ) -> None:
     """Grade each size with both engines. `warm_cache` is copied afresh before every run and
     passed as the local grader's `cache_dir`, so every run starts from the same cache."""
@@ -301,7 +311,7 @@ def bench_grade(
         path = tmp / f"conv-{n}{'-distinct' if distinct else ''}.parquet"
         if not path.exists():
             write_conversations(path, n, distinct=distinct)
-        for engine in ("local", "ray"):
+        for engine in engines:
             full = dict(params or {})
             if warm_cache is not None:
                 cache = tmp / f"cache-{grader}-{engine}-{n}"
@@ -323,13 +333,16 @@ def bench_grade(
             extra = f", escalated to the judge {judged / rows:.1%}" if grader == "cascade" else ""
             print(
                 f"grade {grader} {engine:5} n={n:>9,}: {seconds:8.1f} s, {rows / seconds:9,.0f}/s, "
-                f"peak RSS {mem.peak / 2**20:,.0f} MiB, errors {errors}{extra}, "
+                f"peak RSS {mem.peak / 2**20:,.0f} MiB, PSS {mem.peak_pss / 2**20:,.0f} MiB, "
+                f"{mem.peak_procs} processes, errors {errors}{extra}, "
                 f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
                 flush=True,
             )
 
 
-def bench_cascade(sizes: list[int], tmp: Path, *, latency: float, distinct: bool) -> None:
+def bench_cascade(
+    sizes: list[int], tmp: Path, *, latency: float, distinct: bool, engines: tuple[str, ...]
+) -> None:
     from policylab.graders.local import LocalGrader
 
     warm = tmp / "seed-cache"
@@ -348,6 +361,7 @@ def bench_cascade(sizes: list[int], tmp: Path, *, latency: float, distinct: bool
             warm_cache=warm,
             distinct=distinct,
             exclude={pid},
+            engines=engines,
         )
 
 
@@ -371,6 +385,9 @@ def main() -> None:
     parser.add_argument(
         "--distinct-responses", action="store_true", help="make every assistant answer unique"
     )
+    parser.add_argument(
+        "--engines", nargs="+", default=["local", "ray"], choices=["local", "ray"], help="engines"
+    )
     parser.add_argument("--serve-judge", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_judge:
@@ -381,12 +398,23 @@ def main() -> None:
         if args.ingest:
             bench_ingest(args.ingest, tmp)
         if args.rules:
-            bench_grade("rules", args.rules, tmp, policy=None)
+            bench_grade("rules", args.rules, tmp, policy=None, engines=tuple(args.engines))
         if args.local:
-            bench_grade("local", args.local, tmp, policy=None, distinct=args.distinct_responses)
+            bench_grade(
+                "local",
+                args.local,
+                tmp,
+                policy=None,
+                distinct=args.distinct_responses,
+                engines=tuple(args.engines),
+            )
         if args.cascade:
             bench_cascade(
-                args.cascade, tmp, latency=args.judge_latency, distinct=args.distinct_responses
+                args.cascade,
+                tmp,
+                latency=args.judge_latency,
+                distinct=args.distinct_responses,
+                engines=tuple(args.engines),
             )
 
 

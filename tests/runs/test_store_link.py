@@ -9,10 +9,8 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
-from policylab.runs.store_link import FRAME_HEADER, LinkConfig, StoreSide, cache_key
-from policylab.runs.store_process import serve
 from policylab.store.models import Response, ResponseCache, Run
-from policylab.store.runs import open_run
+from policylab.store.runs import FRAME_HEADER, LinkConfig, StoreSide, cache_key, open_run, serve
 from policylab.store.workspace import Workspace
 
 MakeSet = Callable[[Workspace, str, list[Any]], list[int]]

@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 from policylab.models.base import SamplingParams, TargetModel
 from policylab.runs.runner import InDoubt, Runner, RunOptions, RunProgress, RunSummary
-from policylab.runs.store_link import cache_key
-from policylab.store.runs import open_run, run_lock
+from policylab.store.runs import cache_key, open_run, run_lock
 from policylab.store.workspace import Workspace
 
 __all__ = [

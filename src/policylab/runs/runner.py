@@ -39,15 +39,10 @@ from policylab.models.base import (
 )
 from policylab.runs.journal import DispatchJournal, read_open
 from policylab.runs.limits import TokenBucket, backoff_delay, estimate_tokens
-from policylab.runs.store_link import (
-    RESPONSE_FIELDS,
-    LinkConfig,
-    ProcessLink,
-    ThreadLink,
-    cache_key,
-)
+from policylab.runs.store_link import ProcessLink, ThreadLink
 from policylab.store import runs as store
 from policylab.store.models import Run
+from policylab.store.runs import RESPONSE_FIELDS, LinkConfig, cache_key
 from policylab.store.workspace import Workspace
 
 log = logging.getLogger(__name__)

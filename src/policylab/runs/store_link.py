@@ -1,148 +1,38 @@
 """The runner's link to the workspace during a run: pages of pending items in, responses out.
 
-`StoreSide` does the database work: it reads a page of pending items, validates their messages,
-computes their cache keys and looks them up, and writes batches of responses and cache rows. The
-runner reaches it through a link:
+The database work of a run is `policylab.store.runs.StoreSide`: it reads a page of pending items,
+validates their messages, computes their cache keys and looks them up, and commits batches of
+responses and cache rows. The runner reaches it through a link:
 
-- `ThreadLink` runs it on threads of the runner's process: no start-up cost, for small runs;
-- `ProcessLink` runs it in a child process (`python -m policylab.runs.store_process`), talking over
-  pipes. Measured here, database work on threads slows the event loop far more than its CPU time
+- `ThreadLink` runs it on two threads of the runner's process: no start-up cost, for small runs;
+- `ProcessLink` runs it in a child process, talking length-prefixed JSON over its stdin and stdout.
+  Measured here, database work on threads slows the event loop far more than its CPU time
   suggests: Python threads share one interpreter lock, and a thread busy with SQLAlchemy or JSON
-  takes it back every time the event loop waits on a socket, so responses sit unread (loop lag of
-  30–70 ms at concurrency 256 on the 2-core machine). In a second process that work runs on the
-  other core and the event loop only encodes and decodes JSON (orjson).
-
-Messages between the two are JSON; a response row travels as a list in `RESPONSE_FIELDS` order.
+  takes it back every time the event loop waits on a socket, so answers sit unread (loop lag of
+  30–70 ms at concurrency 256 on the 2-core machine, half the throughput of a bare aiohttp loop).
+  In a second process that work runs on the other core, and the event loop only encodes and
+  decodes JSON (orjson).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import logging
-import struct
 import sys
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine
 
-from policylab.chat import ChatMessage
-from policylab.store import runs as store
+from policylab.store.runs import FRAME_HEADER, LinkConfig, StoreSide
 
-log = logging.getLogger(__name__)
-
-RESPONSE_FIELDS = (
-    "item_id",
-    "messages",
-    "text",
-    "finish_reason",
-    "error",
-    "latency_ms",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "attempts",
-    "cached",
-)
-CACHE_FIELDS = ("key", "model", "payload")
-_MESSAGES = TypeAdapter(list[ChatMessage])
-FRAME_HEADER = struct.Struct("!I")
+# The child imports only the store layer, so it starts in about half a second.
+_CHILD = "from policylab.store.runs import serve_stdio; serve_stdio()"
 
 
 class StoreLinkError(RuntimeError):
     """The store side failed (a database error, or its process died)."""
-
-
-@dataclass(frozen=True)
-class LinkConfig:
-    """What the store side needs to know about the run."""
-
-    run_id: int
-    eval_set_id: int
-    model: str
-    params: dict[str, Any]
-    use_cache: bool
-    page_size: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "eval_set_id": self.eval_set_id,
-            "model": self.model,
-            "params": self.params,
-            "use_cache": self.use_cache,
-            "page_size": self.page_size,
-        }
-
-
-def describe_bad_messages(external_id: str, exc: Exception) -> str:
-    """`bad_messages: item 'x': messages[2].content: <what is wrong>`."""
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        index, *rest = first["loc"] or ("?",)
-        where = f"messages[{index}]" + "".join(f".{p}" for p in rest)
-        return f"bad_messages: item {external_id!r}: {where}: {first['msg']}"
-    return f"bad_messages: item {external_id!r}: {exc}"
-
-
-def cache_key(model: str, params: dict[str, Any], messages: list[dict[str, Any]]) -> str:
-    """The response-cache key: sha256 of the model, the sampling parameters and the messages."""
-    import hashlib
-
-    blob = orjson.dumps(
-        {"model": model, "params": params, "messages": messages}, option=orjson.OPT_SORT_KEYS
-    )
-    return hashlib.sha256(blob).hexdigest()
-
-
-class StoreSide:
-    """The database work of a run, on whichever thread or process the link puts it."""
-
-    def __init__(self, engine: Engine, config: LinkConfig) -> None:
-        self.engine = engine
-        self.config = config
-
-    def page(self, after: int, last_item: int | None) -> dict[str, Any] | None:
-        """The next page after item id `after`: valid items (normalised messages, cache key,
-        text length), bad items with their error, and cached payloads by key; None at the end."""
-        c = self.config
-        with self.engine.connect() as conn:
-            rows = store.pending_page(
-                conn, c.run_id, c.eval_set_id, after=after, size=c.page_size, last_item=last_item
-            )
-            if not rows:
-                return None
-            works: list[list[Any]] = []
-            bad: list[list[Any]] = []
-            for item_id, external_id, raw in rows:
-                try:
-                    if not isinstance(raw, list) or not raw:
-                        raise TypeError("`messages` must be a non-empty list of chat messages")
-                    messages = _MESSAGES.validate_python(raw)
-                except (ValidationError, TypeError) as exc:
-                    bad.append([item_id, external_id, describe_bad_messages(external_id, exc)])
-                    continue
-                dumped = [m.model_dump(exclude_none=True, mode="json") for m in messages]
-                key = cache_key(c.model, c.params, dumped) if c.use_cache else None
-                chars = sum(len(m.text) for m in messages)
-                works.append([item_id, external_id, dumped, key, chars])
-            hits: dict[str, Any] = {}
-            if c.use_cache:
-                hits = store.cached_payloads(conn, [w[3] for w in works])
-        return {"after": int(rows[-1][0]), "works": works, "bad": bad, "hits": hits}
-
-    def write(self, rows: Sequence[Sequence[Any]], cache_rows: Sequence[Sequence[Any]]) -> None:
-        """Commit response rows (lists in RESPONSE_FIELDS order) and cache rows in one transaction."""
-        run_id = self.config.run_id
-        responses = [{"run_id": run_id, **dict(zip(RESPONSE_FIELDS, r, strict=True))} for r in rows]
-        cache = [dict(zip(CACHE_FIELDS, r, strict=True)) for r in cache_rows]
-        with self.engine.begin() as conn:
-            store.write_responses(conn, responses, cache)
 
 
 class ThreadLink:
@@ -187,8 +77,8 @@ class ProcessLink:
     async def start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "policylab.runs.store_process",
+            "-c",
+            _CHILD,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )

@@ -5,8 +5,9 @@ response row holds the answer to one item (at most one per run and item): `messa
 assistant messages the model produced (the prompt stays on the item); `error`, set when the item
 failed, reads `"<class>: <detail>"` (classes such as `http_500`, `timeout`, `bad_messages`).
 
-The runner reads pending items in pages and writes responses in batches through the functions here,
-which take a SQLAlchemy `Connection` so they run on the runner's database thread, without the ORM.
+The runner reads pending items in pages and writes responses in batches through `StoreSide`, at the
+end of this module, on threads or in a store process of its own; the functions it calls take a
+SQLAlchemy `Connection` and use the Core, not the ORM.
 """
 
 from __future__ import annotations
@@ -14,21 +15,32 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
+import logging
 import math
 import os
+import signal
+import struct
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, text, update
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Connection, Engine, Row, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from policylab.chat import ChatMessage
 from policylab.errors import PolicylabError
+from policylab.store.db import make_engine
 from policylab.store.models import EvalSet, Item, Response, ResponseCache, Run
 from policylab.store.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 IN_DOUBT = "in_doubt"
 _PG_LOCK_NAMESPACE = 0x706C6162  # "plab": keeps run locks apart from other advisory locks
@@ -435,3 +447,168 @@ def runs_folder(ws: Workspace) -> Path:
     folder = ws.path / "runs"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+# -- the store side of a run: pages out, batches in --------------------------------------------
+# The runner (policylab.runs.store_link) reaches this code on its own threads, or in a child process
+# started as `python -c "from policylab.store.runs import serve_stdio; serve_stdio()"`, which reads
+# length-prefixed JSON messages on stdin and answers on stdout: `init` → `ready`, `page` → `page`,
+# `write` → `written` (after the commit), `close` → `closed`. The child ignores SIGINT and SIGTERM,
+# which reach the whole process group when a user stops the run: the parent decides when to stop
+# and closes stdin. If the parent dies (even by `kill -9`), stdin ends, and every batch already
+# received has been committed. The child imports only the store layer, to start fast.
+RESPONSE_FIELDS = (
+    "item_id",
+    "messages",
+    "text",
+    "finish_reason",
+    "error",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "attempts",
+    "cached",
+)
+CACHE_FIELDS = ("key", "model", "payload")
+_MESSAGES = TypeAdapter(list[ChatMessage])
+FRAME_HEADER = struct.Struct("!I")
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """What the store side needs to know about the run."""
+
+    run_id: int
+    eval_set_id: int
+    model: str
+    params: dict[str, Any]
+    use_cache: bool
+    page_size: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "eval_set_id": self.eval_set_id,
+            "model": self.model,
+            "params": self.params,
+            "use_cache": self.use_cache,
+            "page_size": self.page_size,
+        }
+
+
+def describe_bad_messages(external_id: str, exc: Exception) -> str:
+    """`bad_messages: item 'x': messages[2].content: <what is wrong>`."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        index, *rest = first["loc"] or ("?",)
+        where = f"messages[{index}]" + "".join(f".{p}" for p in rest)
+        return f"bad_messages: item {external_id!r}: {where}: {first['msg']}"
+    return f"bad_messages: item {external_id!r}: {exc}"
+
+
+def cache_key(model: str, params: dict[str, Any], messages: list[dict[str, Any]]) -> str:
+    """The response-cache key: sha256 of the model, the sampling parameters and the messages."""
+    blob = orjson.dumps(
+        {"model": model, "params": params, "messages": messages}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(blob).hexdigest()
+
+
+class StoreSide:
+    """The database work of a run, on whichever thread or process the link puts it."""
+
+    def __init__(self, engine: Engine, config: LinkConfig) -> None:
+        self.engine = engine
+        self.config = config
+
+    def page(self, after: int, last_item: int | None) -> dict[str, Any] | None:
+        """The next page after item id `after`: valid items (normalised messages, cache key,
+        text length), bad items with their error, and cached payloads by key; None at the end."""
+        c = self.config
+        with self.engine.connect() as conn:
+            rows = pending_page(
+                conn, c.run_id, c.eval_set_id, after=after, size=c.page_size, last_item=last_item
+            )
+            if not rows:
+                return None
+            works: list[list[Any]] = []
+            bad: list[list[Any]] = []
+            for item_id, external_id, raw in rows:
+                try:
+                    if not isinstance(raw, list) or not raw:
+                        raise TypeError("`messages` must be a non-empty list of chat messages")
+                    messages = _MESSAGES.validate_python(raw)
+                except (ValidationError, TypeError) as exc:
+                    bad.append([item_id, external_id, describe_bad_messages(external_id, exc)])
+                    continue
+                dumped = [m.model_dump(exclude_none=True, mode="json") for m in messages]
+                key = cache_key(c.model, c.params, dumped) if c.use_cache else None
+                chars = sum(len(m.text) for m in messages)
+                works.append([item_id, external_id, dumped, key, chars])
+            hits: dict[str, Any] = {}
+            if c.use_cache:
+                hits = cached_payloads(conn, [w[3] for w in works])
+        return {"after": int(rows[-1][0]), "works": works, "bad": bad, "hits": hits}
+
+    def write(self, rows: Sequence[Sequence[Any]], cache_rows: Sequence[Sequence[Any]]) -> None:
+        """Commit response rows (lists in RESPONSE_FIELDS order) and cache rows in one transaction."""
+        run_id = self.config.run_id
+        responses = [{"run_id": run_id, **dict(zip(RESPONSE_FIELDS, r, strict=True))} for r in rows]
+        cache = [dict(zip(CACHE_FIELDS, r, strict=True)) for r in cache_rows]
+        with self.engine.begin() as conn:
+            write_responses(conn, responses, cache)
+
+
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(FRAME_HEADER.size)
+    if len(header) < FRAME_HEADER.size:
+        return None
+    size = FRAME_HEADER.unpack(header)[0]
+    body = stream.read(size)
+    if len(body) < size:
+        return None
+    return orjson.loads(body)
+
+
+def _reply(stream: IO[bytes], message: list[Any]) -> None:
+    blob = orjson.dumps(message)
+    stream.write(FRAME_HEADER.pack(len(blob)) + blob)
+    stream.flush()
+
+
+def serve(inp: IO[bytes], out: IO[bytes]) -> None:
+    """Answer the runner's messages from `inp` on `out` until `close` or the end of `inp`."""
+    side: StoreSide | None = None
+    while (message := _read(inp)) is not None:
+        kind = message[0]
+        try:
+            if kind == "init":
+                side = StoreSide(make_engine(message[1]), LinkConfig(**message[2]))
+                _reply(out, ["ready"])
+            elif kind == "page":
+                assert side is not None
+                _reply(out, ["page", side.page(message[1], message[2])])
+            elif kind == "write":
+                assert side is not None
+                side.write(message[1], message[2])
+                _reply(out, ["written"])
+            elif kind == "close":
+                _reply(out, ["closed"])
+                return
+        except BrokenPipeError:
+            return  # the parent is gone; what was received is committed
+        except Exception as exc:
+            log.exception("the store process failed on %r", kind)
+            _reply(out, ["error", f"{type(exc).__name__}: {exc}"])
+            return
+
+
+def serve_stdio() -> None:
+    """The store process's entry point: serve the runner on stdin and stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The protocol owns the real stdout; anything a library prints goes to stderr instead.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    serve(sys.stdin.buffer, out)
