@@ -141,12 +141,15 @@ def write_logs(path: Path, n: int) -> None:
             fh.write(orjson.dumps(row) + b"\n")
 
 
+ROW_GROUP = 50_000
+
+
 def write_conversations(path: Path, n: int, *, distinct: bool = False) -> None:
     rng = random.Random(2)
     schema = pa.schema([("conversation_id", pa.int64()), ("messages", pa.string())])
     with pq.ParquetWriter(path, schema) as writer:
-        for start in range(0, n, 50_000):
-            ids = list(range(start, min(n, start + 50_000)))
+        for start in range(0, n, ROW_GROUP):
+            ids = list(range(start, min(n, start + ROW_GROUP)))
             writer.write_table(
                 pa.Table.from_pydict(
                     {
@@ -388,11 +391,19 @@ def main() -> None:
     parser.add_argument(
         "--engines", nargs="+", default=["local", "ray"], choices=["local", "ray"], help="engines"
     )
+    parser.add_argument(
+        "--row-group",
+        type=int,
+        default=50_000,
+        help="rows per Parquet row group of the input (Ray reads one block per row group)",
+    )
     parser.add_argument("--serve-judge", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_judge:
         serve_judge(args.judge_latency)
         return
+    global ROW_GROUP
+    ROW_GROUP = args.row_group
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         if args.ingest:

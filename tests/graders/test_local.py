@@ -65,12 +65,12 @@ def test_category_from_nearest_policy_examples(fitted: LocalGrader, acme: Policy
 
 
 def test_hint_wins_and_gives_violation(fitted: LocalGrader) -> None:
+    # The request matters: a recipe given to an unrelated request is an off-topic non-answer.
+    ask = user("Give me a quick banana bread recipe.")
     samples = [
-        Sample(id="a", messages=[user("q")], response=COMPLIANCE, category="CYB.1"),
-        Sample(
-            id="b", messages=[user("q")], response=COMPLIANCE, expected_behavior=Behavior.COMPLY
-        ),
-        Sample(id="c", messages=[user("q")], response=COMPLIANCE),
+        Sample(id="a", messages=[ask], response=COMPLIANCE, category="CYB.1"),
+        Sample(id="b", messages=[ask], response=COMPLIANCE, expected_behavior=Behavior.COMPLY),
+        Sample(id="c", messages=[ask], response=COMPLIANCE),
     ]
     verdicts = fitted.grade(samples)
     assert verdicts[0].category == "CYB.1"

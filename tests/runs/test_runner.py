@@ -12,8 +12,9 @@ from sqlalchemy import select
 from policylab.errors import PolicylabError
 from policylab.models.base import SamplingParams
 from policylab.models.openai_compat import OpenAICompatModel
-from policylab.runs import Runner, RunOptions, RunSummary, run_model, store_link
+from policylab.runs import Runner, RunOptions, RunSummary, run_model
 from policylab.runs.store_link import ProcessLink
+from policylab.store import runs as store_runs
 from policylab.store.models import Item, Response, ResponseCache, Run
 from policylab.store.runs import RunBusyError, open_run, run_lock, runs_folder
 from policylab.store.workspace import Workspace
@@ -375,7 +376,7 @@ async def test_a_store_failure_stops_the_run_and_the_next_session_finishes_it(
             def fail(*_args: Any) -> None:
                 raise OSError("disk full")
 
-            monkeypatch.setattr(store_link.store, "write_responses", fail)
+            monkeypatch.setattr(store_runs, "write_responses", fail)
 
     first = await execute(
         workspace,

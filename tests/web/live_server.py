@@ -48,7 +48,8 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 30
+        # Generous: each worker process imports the app afresh, slowly on a busy machine.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
@@ -58,7 +59,7 @@ class Server:
                 return self
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("the server did not start within 30 s")
+        raise RuntimeError("the server did not start within 90 s")
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

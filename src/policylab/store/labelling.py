@@ -9,17 +9,20 @@ Every call that changes the queue runs in one short write transaction (`write_se
   `UPDATE campaign_items ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1)`, on the item
   row whose counters (`n_labels + n_reserved < k`) decide whether it has room: concurrent
   annotators take different rows instead of waiting, and a row updated since the statement's
-  snapshot is re-checked by PostgreSQL before it is locked.
+  snapshot is re-checked by PostgreSQL before it is locked. Writing the reservation and reading
+  the item ride in the same statement (data-modifying CTEs), as do the three writes of a label:
+  one round trip each, where SQLite runs the same steps as separate statements.
 
 The unique constraints on (campaign, item, annotator) are the last line of defence. A reservation
 lasts `reservation_seconds`; expired ones are returned to the queue (anyone may take the item,
 the same annotator included). A label is acknowledged only after its transaction has committed.
 
-The requests annotators make all day (the next item, a label, a skip) are a handful of Core
-statements each, on the campaign's settings as `QueueCampaign` (read once per process: only a
-campaign's status ever changes, and it is read on every request). `next_work`, `submit_label`
-and `skip_item` take ORM objects for callers that hold them; `reserve_next`, `take_label` and
-`take_skip` take the campaign's settings and the annotator's id.
+The requests annotators make all day (the next item, a label, a skip) are a few Core statements
+each (no ORM objects), on the campaign's settings as `QueueCampaign`: read once per process, as
+only a campaign's status ever changes, and the status is read with every request
+(`queue_context`, which reads the user's row in the same statement). `reserve_next`,
+`take_label` and `take_skip` take those settings and the annotator's id; `next_work`,
+`submit_label` and `skip_item` take the ORM objects, for callers that hold them.
 """
 
 from __future__ import annotations
@@ -82,7 +85,9 @@ class QueueError(PolicylabError):
 
 
 class LostRaceError(Exception):
-    """A concurrent transaction took what this one was about to take: roll back and retry."""
+    """A concurrent transaction took what this one was about to take (on PostgreSQL: the same
+    annotator's other request reserved the item after this statement's snapshot). `run_write`
+    rolls back and retries."""
 
 
 # -- transactions -----------------------------------------------------------------------------------
@@ -122,7 +127,8 @@ def _retryable(exc: Exception) -> bool:
 
 def run_write(engine: Engine, work: Callable[[Session], T], *, attempts: int = 5) -> T:
     """Run `work` in a write transaction, retrying on a lost race (a unique constraint hit by a
-    concurrent duplicate request, or a PostgreSQL deadlock): the retry sees the winner's row."""
+    concurrent duplicate request, `LostRaceError`, or a PostgreSQL deadlock): the retry sees the
+    winner's row."""
     for attempt in range(attempts):
         try:
             with write_session(engine) as session:
