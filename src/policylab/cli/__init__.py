@@ -8,8 +8,8 @@ watch the real world, report.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -47,7 +47,7 @@ FIRST_IN_PANEL = ["demo", "init", "items", "run", "runs", "grade", "validate"]
 class _LoopOrder(TyperGroup):
     """Lists commands panel by panel, in the order of the loop, whatever the order of registration."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         def rank(name: str) -> tuple[int, int]:
             panel = getattr(self.commands[name], "rich_help_panel", None)
             first = PANELS.index(panel) if panel in PANELS else len(PANELS)
