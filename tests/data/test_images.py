@@ -195,3 +195,18 @@ def test_harmbench_multimodal_behaviours_with_our_own_images(
     assert all(isinstance(r, Accepted) for r in checked)
     categories = sorted(r.item.categories[0] for r in checked if isinstance(r, Accepted))
     assert categories == sorted(by_category)
+
+
+def test_truncated_images_fail_even_after_weasyprint_relaxes_pillow(tmp_path: Path) -> None:
+    # WeasyPrint sets Pillow's LOAD_TRUNCATED_IMAGES globally on import; validation must not care.
+    import weasyprint  # noqa: F401
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+    path = tmp_path / "cut.png"
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue()[:-40])
+    with pytest.raises(ImageError):
+        validate_image(str(path))
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from policylab.chat import ChatMessage, ImagePart, ImageURL
 from policylab.data.importer import Accepted, ImportResult, Rejected
@@ -133,6 +133,20 @@ def _read(
     return path.read_bytes(), "file", None, path
 
 
+def _load_strictly(image: Image.Image) -> None:
+    """Decode every pixel, failing on truncated data.
+
+    WeasyPrint sets Pillow's process-wide `ImageFile.LOAD_TRUNCATED_IMAGES = True` when imported,
+    which would let a cut-off file pass as valid; the flag is turned off for this load only.
+    """
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        image.load()
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
 def validate_image(
     url: str,
     *,
@@ -168,7 +182,7 @@ def validate_image(
                 )
             if image.format != IMAGE_TYPES[mime]:
                 raise ImageError(f"{where} decodes as {image.format}, not {IMAGE_TYPES[mime]}")
-            image.load()
+            _load_strictly(image)
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -608,6 +608,9 @@ def serve_stdio() -> None:
     """The store process's entry point: serve the runner on stdin and stdout."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Lower priority: this work has deep buffers and can wait, while the runner's event loop is
+    # sensitive to every millisecond it is kept off a core (answers sit unread meanwhile).
+    os.nice(10)
     # The protocol owns the real stdout; anything a library prints goes to stderr instead.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
