@@ -323,7 +323,8 @@ def _line(r: dict[str, Any]) -> str:
         f"{r['phase']:>6} n={r['n']:>7,} c={r['concurrency']:>3}: {r['rate']:>7,.0f}/s "
         f"({r['rate'] / (r['concurrency'] / LATENCY):.2f} of ideal), ratio {r['ratio']:.2f}, "
         f"client {r['cpu_ms']:.3f} ms/req, server {r['server_cpu_ms']:.3f} ms/req, "
-        f"peak {r['peak_mb']:.0f} MB (+ store process {r['child_mb']:.0f} MB)"
+        f"peak {r['peak_mb']:.0f} MB"
+        + (f" (+ store process {r['child_mb']:.0f} MB)" if r["phase"] == "runner" else "")
     )
 
 
@@ -348,7 +349,7 @@ def _report(rows: list[dict[str, Any]], load: float, local: dict[str, Any] | Non
             f"| {NAMES[r['phase']]} | {r['n']:,} | {r['concurrency']} | {r['rate']:,.0f} "
             f"| {r['rate'] / (r['concurrency'] / LATENCY):.2f} | {ratio} | {r['cpu_ms']:.3f} ms "
             f"| {r['server_cpu_ms']:.3f} ms | {r['peak_mb']:.0f} MB"
-            + (f" ({r['child_mb']:.0f} MB) |" if r["child_mb"] else " |")
+            + (f" ({r['child_mb']:.0f} MB) |" if r["phase"] == "runner" else " |")
         )
     lines += [
         "",

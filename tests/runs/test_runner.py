@@ -363,8 +363,14 @@ async def test_a_store_failure_stops_the_run_and_the_next_session_finishes_it(
     runners: list[Runner] = []
     broken: list[bool] = []
 
+    def stored(runner: Runner) -> int:
+        # Answered, minus those waiting for or in a write: what the store has acknowledged.
+        return runner.progress.done - runner._unacked - len(runner._rows)
+
     def break_the_store(progress: Any) -> None:
-        if progress.done < 40 or broken or not runners or runners[0]._link is None:
+        # Once some answers are stored (a slow machine may still be starting the store process
+        # when the first 40 are answered), so that the first session ends part-way.
+        if broken or not runners or runners[0]._link is None or stored(runners[0]) < 40:
             return
         broken.append(True)
         link = runners[0]._link
@@ -397,3 +403,16 @@ async def test_a_store_failure_stops_the_run_and_the_next_session_finishes_it(
     assert (second.status, second.counts.succeeded, second.counts.failed) == ("finished", 300, 0)
     assert second.in_doubt > 0  # the lost batch, known from the journal
     assert sorted(responses(workspace, "r")) == sorted(f"i{n}" for n in range(300))
+
+
+async def test_a_duplicate_asks_for_itself_when_the_shared_answer_fails(
+    workspace: Workspace, mock_openai: Any, make_eval_set: MakeSet
+) -> None:
+    make_eval_set(workspace, "s", ["twice [[fault:500*1]]", "twice [[fault:500*1]]"])
+    summary = await execute(workspace, mock_openai, max_attempts=1)
+    assert (summary.counts.succeeded, summary.counts.failed) == (1, 1)
+    assert mock_openai.state.count("twice [[fault:500*1]]") == 2
+    rows = responses(workspace, "r")
+    assert rows["i0"].error is not None
+    assert rows["i0"].error.startswith("http_500")
+    assert (rows["i1"].error, rows["i1"].cached) == (None, False)

@@ -178,9 +178,11 @@ class Runner:
             maxsize=2 * self.options.concurrency
         )
         self._stop = asyncio.Event()
+        self.stopping = False  # read on every item, so a plain attribute rather than the event
         self._stop_reason: str | None = None
         self._pause_until = 0.0
-        self._inflight: dict[str, asyncio.Future[Completion | None]] = {}
+        # Conversations being asked now, each with the workers waiting for the same answer.
+        self._inflight: dict[str, list[asyncio.Future[Completion | None]]] = {}
         self._rows: list[list[Any]] = []
         self._cache_rows: list[list[Any]] = []
         self._unacked = 0
@@ -200,10 +202,7 @@ class Runner:
         if self._stop_reason is None:
             self._stop_reason = reason
         self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
+        self.stopping = True
 
     # -- set-up and summary (one-off queries, on a thread so the loop stays free) ---------------
     async def _tx(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -315,7 +314,7 @@ class Runner:
         if use_process is None:
             use_process = self.progress.total >= PROCESS_THRESHOLD
         if use_process:
-            return ProcessLink(self.ws.db_url, config)
+            return ProcessLink(self.ws.db_url, config, engine=self.ws.engine)
         return ThreadLink(self.ws.engine, config)
 
     async def _execute(self, last_item: int | None) -> None:
@@ -400,25 +399,30 @@ class Runner:
                 continue
 
     async def _answer(self, work: _Work) -> None:
-        leader: asyncio.Future[Completion | None] | None = None
-        if work.key is not None:
-            shared = self._inflight.get(work.key)
-            if shared is not None:
+        key = work.key
+        leading = False
+        if key is not None:
+            if key in self._inflight:
                 # The same conversation is being asked right now: wait for that answer.
-                result = await asyncio.shield(shared)
+                waiter: asyncio.Future[Completion | None] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                self._inflight[key].append(waiter)
+                result = await waiter
                 if result is not None:
                     await self._record(work, result, attempts=0, latency=None)
                     return
             else:
-                leader = asyncio.get_running_loop().create_future()
-                self._inflight[work.key] = leader
+                self._inflight[key] = []
+                leading = True
         completion: Completion | None = None
         try:
             completion = await self._request(work)
         finally:
-            if leader is not None and work.key is not None:
-                del self._inflight[work.key]
-                leader.set_result(completion)
+            if leading and key is not None:
+                for waiter in self._inflight.pop(key):
+                    if not waiter.done():
+                        waiter.set_result(completion)
 
     async def _request(self, work: _Work) -> Completion | None:
         """Ask for one item until it succeeds, fails for good, or the run stops."""
@@ -628,11 +632,11 @@ def _steady_gc() -> Iterator[None]:
 
     Measured at concurrency 256: full collections walked every object alive since start-up (the
     imported libraries included) and paused the loop for 50–100 ms each, a few times a second.
-    Freezing what exists before the run takes it out of every collection; a larger first threshold
-    makes the young collections rarer. Both are restored afterwards.
+    Freezing what exists before the run takes it out of every collection (without a collection
+    first: that alone takes a tenth of a second); a larger first threshold makes the young
+    collections rarer. Both are restored afterwards.
     """
     threshold = gc.get_threshold()
-    gc.collect()
     gc.freeze()
     gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])
     try:

@@ -64,9 +64,13 @@ class ThreadLink:
 class ProcessLink:
     """The store side in a child process, over its stdin and stdout (length-prefixed JSON)."""
 
-    def __init__(self, db_url: str, config: LinkConfig) -> None:
+    def __init__(self, db_url: str, config: LinkConfig, *, engine: Engine | None = None) -> None:
         self.db_url = db_url
         self.config = config
+        # Pages are read here (on a thread) until the child is ready, so its start-up (half a
+        # second) overlaps the first requests instead of delaying them.
+        self._local = StoreSide(engine, config) if engine is not None else None
+        self._ready: asyncio.Future[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._page: asyncio.Future[dict[str, Any] | None] | None = None
@@ -82,18 +86,20 @@ class ProcessLink:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-        self._writes.append(ready)
+        self._ready = asyncio.get_running_loop().create_future()
+        self._writes.append(self._ready)  # answered first, as the first message is `init`
         self._reader_task = asyncio.create_task(self._read_replies())
         self._send(["init", self.db_url, self.config.as_dict()])
-        await ready
+        if self._local is None:
+            await self._ready
 
     def _send(self, message: list[Any]) -> None:
         if self._failure is not None:
             raise self._failure
         assert self._proc is not None
         assert self._proc.stdin is not None
+        if self._proc.stdin.is_closing():
+            raise self._died()
         blob = orjson.dumps(message)
         self._proc.stdin.write(FRAME_HEADER.pack(len(blob)) + blob)
 
@@ -119,7 +125,14 @@ class ProcessLink:
                     self._fail(StoreLinkError(f"the store process failed: {rest[0]}"))
                     return
         except asyncio.IncompleteReadError:
+            self._died()
+
+    def _died(self) -> StoreLinkError:
+        """The child is gone: fail everything waiting on it, once, and return that failure."""
+        if self._failure is None:
             self._fail(StoreLinkError("the store process ended unexpectedly (see its error above)"))
+        assert self._failure is not None
+        return self._failure
 
     def _fail(self, error: StoreLinkError) -> None:
         self._failure = error
@@ -127,9 +140,12 @@ class ProcessLink:
         for future in pending:
             if future is not None and not future.done():
                 future.set_exception(error)
+                future.exception()  # the error reaches the runner by `_send`, if not by this future
         self._writes.clear()
 
     async def page(self, after: int, last_item: int | None) -> dict[str, Any] | None:
+        if self._local is not None and self._ready is not None and not self._ready.done():
+            return await asyncio.to_thread(self._local.page, after, last_item)
         self._page = asyncio.get_running_loop().create_future()
         self._send(["page", after, last_item])
         return await self._page
@@ -140,7 +156,11 @@ class ProcessLink:
         self._send(["write", rows, cache_rows])
         assert self._proc is not None
         assert self._proc.stdin is not None
-        await self._proc.stdin.drain()
+        try:
+            await self._proc.stdin.drain()
+        except ConnectionError as exc:
+            # The pipe broke before the reader saw the child's end: the same failure, said once.
+            raise self._died() from exc
         # Shielded: the rows are in the child's hands; cancelling the wait must not lose track.
         await asyncio.shield(done)
 

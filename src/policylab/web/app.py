@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,6 +73,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        # The ~250,000 objects alive once everything is imported move out of the collector's
+        # reach: a full collection over them takes ~90 ms, during which every request this
+        # process holds waits (the tail of the latency). Freed by reference counting as before.
+        gc.collect()
+        gc.freeze()
         yield
         engine.dispose()
 
