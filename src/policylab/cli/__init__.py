@@ -8,6 +8,7 @@ watch the real world, report.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import typer
@@ -108,6 +109,45 @@ app.add_typer(redteam_cmd.app, name="redteam", rich_help_panel="4. Watch the rea
 app.command("report", rich_help_panel="5. Report")(report_cmd.report)
 
 
+_NEW_LINE = re.compile(r"^(\s*[-*] |\s*\d+\. |\s*\$ )")
+
+
+def reflow(text: str) -> str:
+    """Docstring paragraphs as prose: wrapped lines joined, list items and `$ ` lines kept.
+
+    Typer (0.29) keeps the single line breaks of a docstring's later paragraphs, and Rich then
+    wraps those lines again to the terminal's width, leaving ragged half-lines.
+    """
+    paragraphs = []
+    for paragraph in text.split("\n\n"):
+        if paragraph.startswith("\x08"):  # click's mark for a paragraph kept as written
+            paragraphs.append(paragraph)
+            continue
+        lines: list[str] = []
+        for line in paragraph.split("\n"):
+            if lines and line.strip() and not _NEW_LINE.match(line):
+                lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def _reflow_tree(command: Any) -> None:
+    # Typer 0.29 builds its commands on its own copy of click: walked by attribute, not by type.
+    if command.help:
+        command.help = reflow(command.help)
+    for sub in getattr(command, "commands", {}).values():
+        _reflow_tree(sub)
+
+
+def command() -> Any:
+    """The click command behind `app`, its help texts reflowed (see `reflow`)."""
+    cli = typer.main.get_command(app)
+    _reflow_tree(cli)
+    return cli
+
+
 def main() -> None:
     """Entry point of the `policylab` console script."""
-    app()
+    command()(prog_name="policylab")
