@@ -52,6 +52,12 @@ def test_runs_page(client: TestClient) -> None:
     assert "llm" in r.text
 
 
+def test_every_page_links_the_dashboard_for_those_who_may_see_it(client: TestClient) -> None:
+    assert 'href="/runs"' in client.get("/").text  # a policy author, on the campaigns page
+    sign_in(client, "ann")
+    assert 'href="/runs"' not in client.get("/").text
+
+
 def test_reviewers_only(client: TestClient) -> None:
     sign_in(client, "ann")
     assert client.get("/runs").status_code == 403

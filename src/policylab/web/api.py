@@ -10,7 +10,7 @@ Rules every route follows:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,13 +52,15 @@ from policylab.store.users import (
 )
 from policylab.web import actions
 from policylab.web.deps import (
+    Adjudicator,
+    Admin,
     ClaimDep,
+    Reviewer,
     SessionClaim,
     SessionDep,
     StateDep,
     UserDep,
     csrf_protect,
-    require,
     signed_in,
 )
 from policylab.web.security import (
@@ -70,10 +72,6 @@ from policylab.web.security import (
 )
 
 router = APIRouter(prefix="/api", dependencies=[Depends(csrf_protect)])
-
-Admin = Annotated[User, require(Role.ADMIN)]
-Adjudicator = Annotated[User, require(Role.ADJUDICATOR)]
-Reviewer = Annotated[User, require(Role.ADJUDICATOR, Role.POLICY_AUTHOR)]
 
 
 class UserOut(BaseModel):

@@ -154,6 +154,13 @@ def require(*roles: Role) -> object:
     return Depends(check)
 
 
+# The role checks the routes use, by who may pass (admins always may).
+Admin = Annotated[User, require(Role.ADMIN)]
+Annotator = Annotated[User, require(Role.ANNOTATOR)]
+Adjudicator = Annotated[User, require(Role.ADJUDICATOR)]
+Reviewer = Annotated[User, require(Role.ADJUDICATOR, Role.POLICY_AUTHOR)]
+
+
 async def csrf_protect(request: Request, app: StateDep) -> None:
     """Refuse a state-changing request whose CSRF token is missing or does not match."""
     if request.method not in UNSAFE_METHODS:

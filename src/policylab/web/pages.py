@@ -39,12 +39,15 @@ from policylab.store.users import (
 )
 from policylab.web import actions
 from policylab.web.deps import (
+    Adjudicator,
+    Admin,
+    Annotator,
+    Reviewer,
     SessionDep,
     StateDep,
     UserDep,
     csrf_protect,
     optional_user,
-    require,
 )
 from policylab.web.security import (
     CSRF_COOKIE,
@@ -64,11 +67,6 @@ _env = Environment(
 )
 # Image parts show as small inline thumbnails (data URLs: the page fetches nothing else).
 _env.filters["thumbnail"] = thumbnail
-
-Admin = Annotated[User, require(Role.ADMIN)]
-Annotator = Annotated[User, require(Role.ANNOTATOR)]
-Adjudicator = Annotated[User, require(Role.ADJUDICATOR)]
-Reviewer = Annotated[User, require(Role.ADJUDICATOR, Role.POLICY_AUTHOR)]
 
 
 def render(

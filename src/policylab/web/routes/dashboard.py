@@ -33,16 +33,14 @@ from policylab.results.compare import compare_runs
 from policylab.results.data import Outcomes, expected_for, graders_in, outcomes
 from policylab.results.explore import VERDICTS, filter_outcomes, verdict_kind, with_verdicts
 from policylab.results.tables import RunResults, compute_results
-from policylab.store.models import Run, User
+from policylab.store.models import Run
 from policylab.store.results import graders_by_run, load_run, load_transcript
 from policylab.store.runs import get_run, list_runs
-from policylab.store.users import Role
-from policylab.web.deps import AppState, SessionDep, StateDep, csrf_protect, require
+from policylab.web.deps import AppState, Reviewer, SessionDep, StateDep, csrf_protect
 from policylab.web.pages import render
 
 router = APIRouter(dependencies=[Depends(csrf_protect)], include_in_schema=False)
 
-Reviewer = Annotated[User, require(Role.ADJUDICATOR, Role.POLICY_AUTHOR)]
 
 PAGE_SIZE = 50
 COMPARE_BOOT = 2000
