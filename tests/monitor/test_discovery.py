@@ -74,10 +74,12 @@ def test_propose_writes_a_loadable_draft_with_a_diff(tmp_path: Path, example_pac
     assert any(c.object == "header" and c.field == "version" for c in diff.changes)
 
 
-def test_monitoring_section_is_optional_and_keeps_old_hashes(
-    tmp_path: Path, example_pack: Path
-) -> None:
-    policy = load_policy(example_pack).policy
+def test_monitoring_section_is_optional_and_keeps_old_hashes(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(
+        "id: t\nversion: 1.0.0\ntitle: T\nscope: S\nowners: [{name: A}]\n", encoding="utf-8"
+    )
+    policy = load_policy(bare).policy
     assert policy.monitoring is None
     # The hash without a monitoring section is the hash of the content without that key.
     import hashlib
