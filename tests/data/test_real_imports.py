@@ -26,7 +26,8 @@ from policylab.data.mapping import FieldMapping, load_category_map
 from policylab.data.readers import read_rows
 from policylab.policy.loader import load_policy
 from policylab.policy.schema import Policy
-from policylab.store.items import get_eval_set, import_into_set, iter_items
+from policylab.store.eval_sets import get_eval_set
+from policylab.store.items import import_into_set, iter_items
 from policylab.store.models import Item
 from policylab.store.workspace import Workspace
 

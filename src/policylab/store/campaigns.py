@@ -23,7 +23,7 @@ from policylab.campaigns.gold import GoldAnswer
 from policylab.campaigns.schema import LabelInput, LabelSchema, Mode, derive_schema
 from policylab.errors import PolicylabError
 from policylab.stats.aggregation import dawid_skene
-from policylab.store.items import get_eval_set
+from policylab.store.eval_sets import get_eval_set
 from policylab.store.models import (
     Adjudication,
     Assignment,

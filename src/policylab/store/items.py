@@ -33,6 +33,7 @@ from policylab.data.importer import Accepted, ImportReport, ImportResult, Quaran
 from policylab.data.items import ItemRecord
 from policylab.data.writers import write_items
 from policylab.errors import PolicylabError
+from policylab.store.eval_sets import find_eval_set, get_eval_set
 from policylab.store.models import EvalSet, Item, Run
 from policylab.store.workspace import Workspace
 
@@ -55,23 +56,6 @@ class EvalSetSummary:
 
 
 # -- sets ----------------------------------------------------------------------------------------
-def find_eval_set(session: Session, name: str) -> EvalSet | None:
-    return session.scalars(select(EvalSet).where(EvalSet.name == name)).first()
-
-
-def get_eval_set(session: Session, name: str) -> EvalSet:
-    """The eval set called `name`, or an error listing the sets there are."""
-    found = find_eval_set(session, name)
-    if found is None:
-        known = sorted(session.scalars(select(EvalSet.name)))
-        raise PolicylabError(
-            f"no eval set {name!r}",
-            hint=f"sets: {', '.join(known) or 'none'}; "
-            "import one with `policylab items import FILE --set NAME`",
-        )
-    return found
-
-
 def get_or_create_eval_set(
     session: Session, name: str, *, description: str | None = None, source: str | None = None
 ) -> tuple[EvalSet, bool]:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from policylab.chat import ChatMessage
 from policylab.errors import PolicylabError
 from policylab.store.db import make_engine
+from policylab.store.eval_sets import get_eval_set
 from policylab.store.models import EvalSet, Item, Response, ResponseCache, Run
 from policylab.store.workspace import Workspace
 
@@ -69,20 +70,6 @@ def get_run(session: Session, name: str) -> Run:
     return found
 
 
-def _eval_set(session: Session, name: str) -> EvalSet:
-    # The same lookup as store.items.get_eval_set, without importing the importers and their
-    # libraries (~0.5 s), which a run and its store process never need.
-    found = session.scalars(select(EvalSet).where(EvalSet.name == name)).first()
-    if found is None:
-        known = sorted(session.scalars(select(EvalSet.name)))
-        raise PolicylabError(
-            f"no eval set {name!r}",
-            hint=f"sets: {', '.join(known) or 'none'}; "
-            "import one with `policylab items import FILE --set NAME`",
-        )
-    return found
-
-
 def open_run(
     session: Session, *, name: str, set_name: str, model: str, params: dict[str, Any]
 ) -> tuple[Run, bool]:
@@ -91,7 +78,7 @@ def open_run(
     An existing run resumes only with the same eval set, model and sampling parameters: answers
     given under other settings must not be mixed into it.
     """
-    eval_set = _eval_set(session, set_name)
+    eval_set = get_eval_set(session, set_name)
     run = find_run(session, name)
     if run is None:
         if not name.strip() or len(name) > 300:
