@@ -16,15 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from policylab.chat import ChatMessage
-from policylab.core import Behavior
-from policylab.graders.actions import TRANSCRIPT_KEY, ActionGrader, conversation_of
-from policylab.graders.base import Sample
+from policylab.graders.actions import ActionGrader, conversation_of
 from policylab.policy.loader import LoadedPolicy
 from policylab.policy.schema import Policy
 from policylab.results.actions import TranscriptOutcome
 from policylab.store.models import Item, PolicyVersion, Response, Run, VerdictRecord
 from policylab.store.policies import add_policy_version
-from policylab.store.verdicts import RunSample, delete_verdicts, save_verdicts
+from policylab.store.verdicts import RunSample, delete_verdicts, run_sample, save_verdicts
 
 __all__ = [
     "GradeCounts",
@@ -51,24 +49,6 @@ def link_policy(session: Session, run: Run, loaded: LoadedPolicy) -> PolicyVersi
     return row
 
 
-def _sample(item: Item, response: Response) -> Sample:
-    extra = item.extra or {}
-    return Sample(
-        id=item.external_id,
-        messages=[ChatMessage.model_validate(m) for m in item.messages],
-        response=response.text or "",
-        category=item.categories[0] if item.categories else None,
-        expected_behavior=Behavior(item.expected_behavior) if item.expected_behavior else None,
-        metadata={
-            TRANSCRIPT_KEY: list(response.messages or []),
-            "categories": list(item.categories),
-            "rule_ids": list(extra.get("rule_ids") or []),
-            "response_id": response.id,
-            "item_id": item.id,
-        },
-    )
-
-
 def transcript_samples(session: Session, run: Run) -> tuple[list[RunSample], int]:
     """The run's finished transcripts as samples, and how many failed (no transcript)."""
     rows = session.execute(
@@ -78,7 +58,7 @@ def transcript_samples(session: Session, run: Run) -> tuple[list[RunSample], int
         .order_by(Item.id)
     ).all()
     samples = [
-        RunSample(_sample(item, response), response.id, item.id)
+        RunSample(run_sample(item, response), response.id, item.id)
         for item, response in rows
         if response.error is None
     ]
@@ -144,5 +124,5 @@ def conversations(session: Session, run: Run, ids: set[str]) -> dict[str, list[C
     ).all()
     out: dict[str, list[ChatMessage]] = {}
     for item, response in rows:
-        out[item.external_id] = conversation_of(_sample(item, response))
+        out[item.external_id] = conversation_of(run_sample(item, response))
     return out

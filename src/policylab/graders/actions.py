@@ -38,7 +38,14 @@ from policylab.chat import ChatMessage
 from policylab.core import Behavior
 from policylab.errors import PolicylabError
 from policylab.graders._expect import expected_behavior, violates
-from policylab.graders.base import Sample, SyncGrader, Verdict, error_verdict, grader
+from policylab.graders.base import (
+    TRANSCRIPT_KEY,
+    Sample,
+    SyncGrader,
+    Verdict,
+    error_verdict,
+    grader,
+)
 from policylab.graders.rules import classify
 from policylab.policy.actions import Call, Match, calls_in, compile_regex, find_matches
 from policylab.policy.schema import ActionPattern, Policy, Rule
@@ -55,8 +62,6 @@ __all__ = [
     "in_scope",
 ]
 
-TRANSCRIPT_KEY = "transcript"
-"""`Sample.metadata` key of the agent's turns after the request (a list of chat messages)."""
 
 AFFIRMATIVE = (
     r"(?i)\b(yes|yep|yeah|confirm(?:ed|s)?|go ahead|proceed|approved?|do it|send it|pay it|"

@@ -32,6 +32,7 @@ from policylab.policy.schema import Policy
 
 __all__ = [
     "REGISTRY",
+    "TRANSCRIPT_KEY",
     "AsyncGrader",
     "Grader",
     "Sample",
@@ -44,6 +45,11 @@ __all__ = [
     "grader_params",
     "recorded_params",
 ]
+
+TRANSCRIPT_KEY = "transcript"
+"""`Sample.metadata` key of the turns recorded after the request (a list of chat messages): an agent's
+tool calls and their results, or a plain run's answer. The `actions` grader reads it; text graders
+read `Sample.response`."""
 
 
 class Sample(BaseModel):

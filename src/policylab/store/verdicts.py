@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 from policylab.chat import ChatMessage
 from policylab.core import Behavior
 from policylab.errors import PolicylabError
-from policylab.graders.base import Grader, Sample, Verdict, config_hash, recorded_params
+from policylab.graders.base import (
+    TRANSCRIPT_KEY,
+    Grader,
+    Sample,
+    Verdict,
+    config_hash,
+    recorded_params,
+)
 from policylab.graders.training import TrainingRow
 from policylab.store.models import (
     CampaignItem,
@@ -66,16 +73,24 @@ def get_run(session: Session, name: str) -> Run:
     return run
 
 
-def _sample(item: Item, response: Response) -> Sample:
-    messages = [ChatMessage.model_validate(m) for m in item.messages]
-    expected = Behavior(item.expected_behavior) if item.expected_behavior else None
+def run_sample(item: Item, response: Response) -> Sample:
+    """A stored answer as a grader's sample: the item's conversation, the answer's text, and the
+    turns the run recorded (`TRANSCRIPT_KEY`: an agent's tool calls and results, or the answer),
+    so that the `actions` grader sees the whole transcript and text graders the final answer."""
+    extra = item.extra or {}
     return Sample(
         id=item.external_id,
-        messages=messages,
+        messages=[ChatMessage.model_validate(m) for m in item.messages],
         response=response.text or "",
         category=item.categories[0] if item.categories else None,
-        expected_behavior=expected,
-        metadata={"response_id": response.id, "item_id": item.id},
+        expected_behavior=Behavior(item.expected_behavior) if item.expected_behavior else None,
+        metadata={
+            TRANSCRIPT_KEY: list(response.messages or []),
+            "categories": list(item.categories),
+            "rule_ids": list(extra.get("rule_ids") or []),
+            "response_id": response.id,
+            "item_id": item.id,
+        },
     )
 
 
@@ -93,7 +108,7 @@ def run_samples(session: Session, run: Run) -> tuple[list[RunSample], list[Respo
         if response.error is not None or response.text is None:
             failed.append(response)
             continue
-        ok.append(RunSample(_sample(item, response), response.id, item.id))
+        ok.append(RunSample(run_sample(item, response), response.id, item.id))
     return ok, failed
 
 
@@ -263,7 +278,7 @@ def workspace_gold_rows(session: Session) -> list[TrainingRow]:
 
 
 def _gold_row(source: str, item: Item, response: Response, behavior: Behavior) -> TrainingRow:
-    sample = _sample(item, response)
+    sample = run_sample(item, response)
     return TrainingRow(
         id=f"response:{response.id}",
         request=sample.request_text,
