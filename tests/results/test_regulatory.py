@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from policylab.policy.compile._render import environment
 from policylab.policy.frameworks import builtin_frameworks, load_framework
 from policylab.policy.loader import load_policy
 from policylab.policy.schema import Category, Policy
@@ -18,6 +17,7 @@ from policylab.report.render import render_html, render_markdown
 from policylab.results import GraderValidity, Outcomes, check_gates, compute_results
 from policylab.results.actions import TranscriptOutcome, action_results
 from policylab.results.regulatory import cited_frameworks, regulatory_mapping
+from policylab.templating import environment
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,11 +14,11 @@ from typing import Literal
 
 from policylab.chat import ChatMessage, ImagePart
 from policylab.data.images import thumbnail
-from policylab.policy.compile._render import environment
 from policylab.policy.schema import Policy
 from policylab.report import format as fmt
 from policylab.results.actions import ActionResults
 from policylab.results.regulatory import RegulatoryMapping
+from policylab.templating import environment
 
 __all__ = ["AgentReport", "TurnView", "render_agent_report", "transcript_view"]
 

@@ -3,45 +3,20 @@
 from __future__ import annotations
 
 import base64
-import functools
-import re
 from pathlib import Path
-
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from policylab.errors import PolicylabError
 from policylab.report.build import Report
 from policylab.report.view import plots, template_context
+from policylab.templating import environment
 
 __all__ = ["render_html", "render_markdown", "render_pdf"]
-
-
-def _fenced(text: str | None) -> str:
-    """Text as a fenced Markdown code block, shown literally whatever Markdown it contains."""
-    body = text or ""
-    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{body}\n{fence}"
-
-
-@functools.cache
-def _environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("policylab", "templates"),
-        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["fenced"] = _fenced
-    return env
 
 
 def render_html(report: Report, *, for_print: bool = False) -> str:
     """The report as one HTML page with inline CSS and plots; `for_print` adds page rules."""
     context = template_context(report) | {"for_print": for_print}
-    return _environment().get_template("report/report.html.j2").render(**context)
+    return environment().get_template("report/report.html.j2").render(**context)
 
 
 def render_pdf(report: Report) -> bytes:
@@ -71,4 +46,4 @@ def render_markdown(report: Report, *, plots_dir: Path | None = None) -> str:
             path.write_bytes(svg)
             images[name] = f"{plots_dir.name}/{path.name}"
     context = template_context(report, with_plots=False) | {"images": images}
-    return _environment().get_template("report/report.md.j2").render(**context)
+    return environment().get_template("report/report.md.j2").render(**context)

@@ -31,10 +31,10 @@ from typing import TypeVar
 from policylab.chat import transcript_text
 from policylab.core import Behavior
 from policylab.policy.compile._labels import labelled_responses
-from policylab.policy.compile._render import render
 from policylab.policy.compile._scope import GraderScope, grader_scope, tree, used_definitions
 from policylab.policy.compile.tokens import count_tokens
 from policylab.policy.schema import AmbiguityRule, Definition, Example, Policy, Precedence
+from policylab.templating import render
 
 _CLIP = 600
 # The whole-policy prompt's default budget: the gpt-oss-safeguard guide reports the model copes with

@@ -17,9 +17,9 @@ from typing import Literal
 from policylab.chat import ChatMessage
 from policylab.core import Behavior
 from policylab.policy.compile._labels import LabelledResponse, labelled_responses
-from policylab.policy.compile._render import render
 from policylab.policy.compile._scope import scope
 from policylab.policy.schema import Category, Example, HarmModel, Policy, Rule
+from policylab.templating import render
 
 GuideFormat = Literal["markdown", "html"]
 

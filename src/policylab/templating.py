@@ -1,4 +1,11 @@
-"""The Jinja2 environment for the policy templates in `policylab/templates/policy/`."""
+"""The one Jinja2 environment for the HTML and Markdown templates in `policylab/templates/`: the
+policy compilers (labelling guide, grader prompt), the reports and the agent reports.
+
+`.html.j2` templates are autoescaped; a missing variable is an error. Filters: `markdown` and
+`markdown_inline` (safe Markdown to HTML), `fenced` (text shown literally in Markdown), `action` (an
+action rule's pattern in words). (The grader prompts, plain text, have their own in
+`graders/_render.py`.)
+"""
 
 from __future__ import annotations
 
