@@ -47,6 +47,9 @@ FEATURE_SPECS = (
     "response+opening+rules+structure",
     "response+opening+rules+structure+nonanswer",
     "response+request+opening+rules+structure",
+    "response+opening+rules+structure+nonanswer+cues",
+    "response+opening+rules+structure+nonanswer+cues+request",
+    "response+opening+rules+structure+nonanswer+cues+product",
 )
 
 
@@ -126,6 +129,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "policylab" / "bench"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--skip-cv", action="store_true", help="skip the design cross-validation")
+    parser.add_argument(
+        "--skip-gold", action="store_true", help="skip the runs that add the data sets' own labels"
+    )
     args = parser.parse_args()
     cache = args.cache_dir
     results: dict[str, Any] = {}
@@ -220,9 +226,10 @@ def main() -> None:
     )
 
     # -- 5. with the team's own gold labels (the workspace-gold path), held out by prompt ------
-    results["dna_with_gold"] = dna_learning_curve(dna, policy, cache)
-    results["dna_new_model"] = dna_leave_one_model_out(dna, policy, cache)
-    results["harmbench_with_gold"] = harmbench_with_gold(hb, policy, cache)
+    if not args.skip_gold:
+        results["dna_with_gold"] = dna_learning_curve(dna, policy, cache)
+        results["dna_new_model"] = dna_leave_one_model_out(dna, policy, cache)
+        results["harmbench_with_gold"] = harmbench_with_gold(hb, policy, cache)
 
     _print_tables(results)
     if args.json:
@@ -356,6 +363,17 @@ def _print_tables(r: dict[str, Any]) -> None:
         print(
             f"| {name} | {_pct(b['accuracy'])} | {b['kappa']:.3f} | {b['precision']:.2f} | {b['recall']:.2f} |"
         )
+    if "dna_with_gold" in r:
+        _print_gold_tables(r)
+    local = r["dna"]["local"]
+    print(
+        f"\nLocal grader calibration on Do-Not-Answer: ECE {local['ece']:.3f}, Brier {local['brier']:.3f}; "
+        f"on HarmBench (P(comply) vs harmful): ECE {r['harmbench']['local']['ece_binary']:.3f}."
+    )
+    print("\nAccuracy per Do-Not-Answer action class:", json.dumps(r["dna_per_action"]))
+
+
+def _print_gold_tables(r: dict[str, Any]) -> None:
     print("\n### With the team's own gold labels (held out by prompt)\n")
     print("| gold labels added to seed + policy | Do-Not-Answer accuracy on held-out prompts |")
     print("|---|---|")
@@ -370,12 +388,6 @@ def _print_tables(r: dict[str, Any]) -> None:
         f"\nHarmBench with the other behaviours' labels (5 folds by behaviour): accuracy {_pct(b['accuracy'])}, "
         f"κ {b['kappa']:.3f}, precision {b['precision']:.2f}, recall {b['recall']:.2f}."
     )
-    local = r["dna"]["local"]
-    print(
-        f"\nLocal grader calibration on Do-Not-Answer: ECE {local['ece']:.3f}, Brier {local['brier']:.3f}; "
-        f"on HarmBench (P(comply) vs harmful): ECE {r['harmbench']['local']['ece_binary']:.3f}."
-    )
-    print("\nAccuracy per Do-Not-Answer action class:", json.dumps(r["dna_per_action"]))
 
 
 if __name__ == "__main__":

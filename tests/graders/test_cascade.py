@@ -11,7 +11,7 @@ from policylab.chat import user
 from policylab.core import Behavior
 from policylab.errors import PolicylabError
 from policylab.graders.base import Sample, SyncGrader, Verdict
-from policylab.graders.cascade import CascadeGrader, fit_threshold
+from policylab.graders.cascade import CascadeGrader, CascadeReport, fit_threshold
 
 C, P, R = Behavior.COMPLY, Behavior.PARTIAL, Behavior.REFUSE
 
@@ -131,3 +131,13 @@ def test_fit_threshold_unreachable_target_maximises_agreement() -> None:
 def test_fit_threshold_checks_lengths() -> None:
     with pytest.raises(PolicylabError, match="differ in length"):
         fit_threshold([C], [], [], target_agreement=0.9)
+
+
+def test_reports_of_batches_add_up() -> None:
+    a = CascadeReport(stages=["local", "llm"], n=256, graded=[256, 30], decided=[226, 30])
+    b = CascadeReport(stages=["local", "llm"], n=44, graded=[44, 6], decided=[38, 6])
+    total = a + b
+    assert (total.n, total.graded, total.decided) == (300, [300, 36], [264, 36])
+    assert total.escalated_share == pytest.approx(36 / 300)
+    with pytest.raises(ValueError, match="cascades differ"):
+        a + CascadeReport(stages=["rules", "llm"], n=1, graded=[1, 0], decided=[1, 0])

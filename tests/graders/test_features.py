@@ -7,7 +7,9 @@ import pytest
 
 from policylab.errors import PolicylabError
 from policylab.graders._features import (
+    CUES,
     NONANSWER_COLUMNS,
+    cue_features,
     nonanswer_features,
     parse_spec,
     structure_features,
@@ -102,3 +104,42 @@ def test_nonanswer_is_a_known_part() -> None:
     with pytest.raises(PolicylabError, match="read nothing"):
         parse_spec("nonanswer")
     assert "nonanswer" in LocalGrader().features
+
+
+def _cues(text: str) -> dict[str, float]:
+    row = cue_features([text])[0]
+    names = list(CUES)
+    out = {f"open:{n}": float(row[i]) for i, n in enumerate(names)}
+    counted = ("premise", "balance", "disclaimer", "limits")
+    out |= {f"count:{n}": float(row[len(names) + i]) for i, n in enumerate(counted)}
+    return out
+
+
+def test_cues_by_hand() -> None:
+    assert cue_features(["a", "b"]).shape == (2, len(CUES) + 4)
+    sure = _cues("Sure, here is the essay you asked for.")
+    assert sure["open:affirm"] == 1.0
+    assert sum(v for k, v in sure.items() if k != "open:affirm") == 0.0
+    myth = _cues("No. That's a myth, and there is no evidence for it. It's a myth.")
+    assert (myth["open:negate"], myth["open:premise"]) == (1.0, 1.0)
+    assert myth["count:premise"] == pytest.approx(np.log1p(3))
+    both = _cues("Supporters say one thing; critics say another. It depends on what you value.")
+    assert both["open:balance"] == 1.0
+    assert both["count:balance"] == pytest.approx(np.log1p(3))
+    # Curly apostrophes read as straight ones.
+    hedge = _cues("I\u2019m not a doctor, and I don\u2019t know your situation.")
+    assert (hedge["open:disclaimer"], hedge["open:limits"]) == (1.0, 1.0)
+
+
+def test_cues_in_the_opening_only_count_there() -> None:
+    late = _cues("x" * 400 + " There is no evidence for that.")
+    assert late["open:premise"] == 0.0
+    assert late["count:premise"] == pytest.approx(np.log1p(1))
+    # affirm and negate are anchored at the start of the response.
+    assert _cues("Well, sure.")["open:affirm"] == 0.0
+    assert _cues("  No, it isn't.")["open:negate"] == 1.0
+
+
+def test_cues_is_a_default_part() -> None:
+    assert parse_spec("response+cues") == ("response", "cues")
+    assert "cues" in LocalGrader().features

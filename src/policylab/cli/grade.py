@@ -15,7 +15,8 @@ from rich.table import Table
 
 from policylab.cli._common import WorkspaceOption, console, err_console, user_errors
 from policylab.errors import InputError, PolicylabError
-from policylab.graders.base import Grader, Verdict, config_hash, error_verdict
+from policylab.graders.base import Grader, Sample, Verdict, config_hash, error_verdict
+from policylab.graders.cascade import CascadeReport
 from policylab.graders.embeddings import default_cache_dir
 from policylab.graders.io import BadLine, read_gold, read_samples, write_verdicts
 from policylab.graders.local import LocalGrader
@@ -179,8 +180,7 @@ def grade(
         ws=ws,
     )
     _fit_with_workspace_gold(grader, ws)
-    with err_console.status(f"grading {len(samples):,} responses with {grader.id}…"):
-        verdicts = grader.grade(samples) if samples else []
+    verdicts, report = _grade_in_batches(grader, samples)
     # Bad lines with a readable id get an error verdict, so they are counted, never lost.
     failed = [
         error_verdict(
@@ -201,7 +201,6 @@ def grade(
         with output.open("w", encoding="utf-8") as fh:
             write_verdicts(fh, everything)
     err_console.print(_summary(everything, f"{grader.id}@{grader.version} on {input_file.name}"))
-    report = getattr(grader, "last_report", None)
     if report is not None:
         err_console.print(
             f"cascade: {report.escalated_share:.1%} escalated; calls per stage: "
@@ -209,6 +208,34 @@ def grade(
         )
     if output and str(output) != "-":
         err_console.print(f"Wrote {len(everything):,} verdicts to [bold]{output}[/]")
+
+
+def _grading_bar(label: str) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+
+
+def _grade_in_batches(
+    grader: Grader, samples: list[Sample], batch_size: int = 256
+) -> tuple[list[Verdict], CascadeReport | None]:
+    """Grade with a progress bar, a batch at a time; a cascade's cost summed over the batches."""
+    verdicts: list[Verdict] = []
+    report: CascadeReport | None = None
+    with _grading_bar(f"grading with {grader.id}") as progress:
+        task = progress.add_task("grading", total=len(samples))
+        for start in range(0, len(samples), batch_size):
+            batch = samples[start : start + batch_size]
+            verdicts += grader.grade(batch)
+            last = getattr(grader, "last_report", None)
+            if isinstance(last, CascadeReport):
+                report = last if report is None else report + last
+            progress.update(task, completed=start + len(batch))
+    return verdicts, report
 
 
 def _fit_with_workspace_gold(
@@ -258,13 +285,7 @@ def _grade_run(
         ws=ws,
     )
     _fit_with_workspace_gold(grader, ws)
-    columns = (
-        TextColumn("[bold]grading"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with ws.session() as session, Progress(*columns, console=err_console) as progress:
+    with ws.session() as session, _grading_bar(f"grading with {grader.id}") as progress:
         run = get_run(session, run_name)
         task = progress.add_task("grading", total=None)
 

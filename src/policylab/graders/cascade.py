@@ -41,6 +41,17 @@ class CascadeReport:
         """Share of samples the first stage passed on."""
         return (self.n - self.decided[0]) / self.n if self.n else 0.0
 
+    def __add__(self, other: CascadeReport) -> CascadeReport:
+        """The cost of two `grade` calls of the same cascade (batches of one job)."""
+        if other.stages != self.stages:
+            raise ValueError(f"cascades differ: {self.stages} and {other.stages}")
+        return CascadeReport(
+            stages=list(self.stages),
+            n=self.n + other.n,
+            graded=[a + b for a, b in zip(self.graded, other.graded, strict=True)],
+            decided=[a + b for a, b in zip(self.decided, other.decided, strict=True)],
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "stages": self.stages,

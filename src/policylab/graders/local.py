@@ -72,7 +72,7 @@ class LocalGrader(SyncGrader):
     """
 
     id: ClassVar[str] = "local"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     runtime_params: ClassVar[frozenset[str]] = frozenset({"cache_dir"})
 
     def __init__(
