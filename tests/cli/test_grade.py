@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,17 @@ def test_grade_a_stored_run_with_the_local_grader(tmp_path: Path) -> None:
         assert stored[0].verdict.behavior == "refuse"
         assert stored[0].verdict.confidence is not None
     assert (ws.path / "cache" / "embeddings.sqlite").exists()
+    # A cascade's cost is stated, summed over the batches (an unreachable judge: its verdicts are
+    # errors, which the cost still counts as calls).
+    judge = "openai:m@http://127.0.0.1:9/v1"
+    argv = ["grade", "--run", "r1", "-g", "cascade", "--judge-model", judge, "-w", str(ws.path)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    cost = re.search(
+        r"cascade: ([\d.]+)% escalated; calls per stage: local@\d+ 4, llm@\d+ (\d+)", _flat(result.output)
+    )
+    assert cost is not None, result.output
+    assert float(cost.group(1)) == pytest.approx(100 * int(cost.group(2)) / 4, abs=0.05)
     result = runner.invoke(app, ["grade", "--run", "nope", "-w", str(ws.path)])
     assert result.exit_code == 1
     assert "no run named 'nope'" in _flat(result.output)

@@ -202,12 +202,16 @@ def grade(
             write_verdicts(fh, everything)
     err_console.print(_summary(everything, f"{grader.id}@{grader.version} on {input_file.name}"))
     if report is not None:
-        err_console.print(
-            f"cascade: {report.escalated_share:.1%} escalated; calls per stage: "
-            + ", ".join(f"{s} {n:,}" for s, n in zip(report.stages, report.graded, strict=True))
-        )
+        _print_cascade_cost(report)
     if output and str(output) != "-":
         err_console.print(f"Wrote {len(everything):,} verdicts to [bold]{output}[/]")
+
+
+def _print_cascade_cost(report: CascadeReport) -> None:
+    err_console.print(
+        f"cascade: {report.escalated_share:.1%} escalated; calls per stage: "
+        + ", ".join(f"{s} {n:,}" for s, n in zip(report.stages, report.graded, strict=True))
+    )
 
 
 def _grading_bar(label: str) -> Progress:
@@ -288,8 +292,13 @@ def _grade_run(
     with ws.session() as session, _grading_bar(f"grading with {grader.id}") as progress:
         run = get_run(session, run_name)
         task = progress.add_task("grading", total=None)
+        cost: list[CascadeReport] = []
 
         def advance(done: int, total: int) -> None:
+            # Called after each batch: a cascade's `last_report` is that batch's cost.
+            last = getattr(grader, "last_report", None)
+            if isinstance(last, CascadeReport):
+                cost.append(last)
             progress.update(task, completed=done, total=total)
 
         saved, failed = regrade(session, run, grader, progress=advance)
@@ -297,6 +306,8 @@ def _grade_run(
         f"Saved {saved:,} verdicts of [bold]{grader.id}@{grader.version}[/] "
         f"({config_hash(grader)}) for run [bold]{run_name}[/]."
     )
+    if cost:
+        _print_cascade_cost(sum(cost[1:], cost[0]))
     if failed:
         console.print(
             f"[yellow]{failed:,} responses failed in the run and have no text to grade.[/]"
