@@ -134,7 +134,8 @@ def test_grade_a_stored_run_with_the_local_grader(tmp_path: Path) -> None:
     result = runner.invoke(app, argv)
     assert result.exit_code == 0, result.output
     cost = re.search(
-        r"cascade: ([\d.]+)% escalated; calls per stage: local@\d+ 4, llm@\d+ (\d+)", _flat(result.output)
+        r"cascade: ([\d.]+)% escalated; calls per stage: local@\d+ 4, llm@\d+ (\d+)",
+        _flat(result.output),
     )
     assert cost is not None, result.output
     assert float(cost.group(1)) == pytest.approx(100 * int(cost.group(2)) / 4, abs=0.05)
