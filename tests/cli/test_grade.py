@@ -141,7 +141,7 @@ def test_grade_a_stored_run_with_the_local_grader(tmp_path: Path) -> None:
     assert float(cost.group(1)) == pytest.approx(100 * int(cost.group(2)) / 4, abs=0.05)
     result = runner.invoke(app, ["grade", "--run", "nope", "-w", str(ws.path)])
     assert result.exit_code == 1
-    assert "no run named 'nope'" in _flat(result.output)
+    assert "no run 'nope'" in _flat(result.output)
     ws.close()
 
 

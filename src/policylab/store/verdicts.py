@@ -39,6 +39,7 @@ from policylab.store.models import (
     Run,
     VerdictRecord,
 )
+from policylab.store.runs import get_run
 
 __all__ = [
     "RunSample",
@@ -60,17 +61,6 @@ class RunSample:
     sample: Sample
     response_id: int
     item_id: int
-
-
-def get_run(session: Session, name: str) -> Run:
-    run = session.scalars(select(Run).where(Run.name == name)).first()
-    if run is None:
-        names = session.scalars(select(Run.name).order_by(Run.created_at.desc()).limit(5)).all()
-        raise PolicylabError(
-            f"no run named {name!r} in the workspace",
-            hint=f"recent runs: {', '.join(names)}" if names else "start one with `policylab run`",
-        )
-    return run
 
 
 def run_sample(item: Item, response: Response) -> Sample:
